@@ -1,0 +1,176 @@
+"""The architecture config: one frozen dataclass, every ablation of the paper one field of it.
+
+A preset is a value of `InceptionConfig` (see `PRESETS`), never a subclass. Each field is read
+in exactly one place, the module it changes (see `inception_flax.blocks`).
+
+Section, figure and table numbers refer to "Rethinking the Inception Architecture for Computer
+Vision" (Szegedy et al., CVPR 2016); "released" means the network that TF-slim's
+`nets/inception_v3.py` and `keras.applications.InceptionV3` build.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from typing import Literal
+
+Stem = Literal["released", "table1", "7x7"]
+Module35 = Literal["released", "double_3x3"]
+Module17 = Literal["asymmetric", "full", "3x3"]
+Module8 = Literal["expanded", "plain"]
+Activation = Literal["relu", "linear"]
+GridReduction = Literal["fig10", "fig9_pool_first", "fig9_module_first"]
+ReceptiveField = Literal[299, 151, 79]
+AuxHead = Literal["none", "plain", "bn"]
+DType = Literal["float32", "bfloat16"]
+
+
+@dataclasses.dataclass(frozen=True)
+class InceptionConfig:
+    """Everything that decides the network's structure. Defaults: released Inception-v3.
+
+    Attributes:
+      num_classes: classifier outputs (1000 as Keras; TF-slim's checkpoints use 1001).
+      depth_multiplier: multiplies every convolution's filter count, as TF-slim's
+        `depth = max(int(d * depth_multiplier), min_depth)`; must be > 0.
+      min_depth: the smallest filter count `depth_multiplier` may shrink a layer to.
+      dropout_rate: dropout before the classifier (TF-slim keeps 0.8, so 0.2).
+      dtype: compute dtype of activations; parameters always stay float32.
+      batch_norm_decay: moving-average decay of batch-norm statistics (TF-slim: 0.9997).
+      batch_norm_epsilon: batch-norm epsilon (TF-slim and Keras: 1e-3).
+      stem: the layers before the first 35×35 module.
+        "released": Conv2d_1a_3x3/2, 2a_3x3, 2b_3x3, MaxPool_3a, 3b_1x1 (80), 4a_3x3 (192),
+          MaxPool_5a: the code TF-slim and Keras ship; the first 35×35 module sees 192 channels.
+        "table1": the stem as the paper's table 1 prints it: after MaxPool_3a, 3×3 conv to 80
+          (73→71), 3×3/2 conv to 192 (71→35), 3×3 conv to 288 (SAME); the first 35×35 module
+          sees 288 channels.
+        "7x7": a single 7×7/2 convolution (64 filters, VALID: 299→147) in place of the three
+          3×3 convolutions Conv2d_1a..2b: the "Inception-v2 basic" row of table 3, before
+          "+ Factorized 7×7". The rest is the released stem.
+      receptive_field: section 9, table 2: three networks of almost equal cost for
+        299/151/79-pixel inputs. 299: Conv2d_1a stride 2 and MaxPool_3a (released);
+        151: Conv2d_1a stride 1, MaxPool_3a kept; 79: Conv2d_1a stride 1, no MaxPool_3a.
+      module_35: the 35×35 modules Mixed_5b-5d (figures 4 and 5). "released": Branch_1 is
+        1×1 → 5×5 (figure 4's 5×5); "double_3x3": that 5×5 is replaced by two stacked 3×3
+        with the 5×5's filter count (figure 5), so both middle branches are 3×3 → 3×3.
+      module_17: the 17×17 modules Mixed_6b-6e (figure 6). "asymmetric": each n×n is
+        factorized into 1×n then n×1 (released with n = 7); "full": each factorized pair is
+        one n×n convolution; "3x3": each factorized pair is one 3×3 convolution.
+      module_17_n: n of `module_17` (odd, >= 3; 7 released).
+      module_8: the 8×8 modules Mixed_7b, 7c (figure 7). "expanded": the 1×3 and 3×1 run in
+        parallel on the same input and are concatenated (released; output 2048); "plain":
+        they run in series, 1×3 then 3×1, as in figure 6 with n = 3 (output 1280).
+      factorization_activation: the activation between the two convolutions of every
+        factorization in series (figure 2): the two stacked 3×3 of the 35×35 modules and of
+        Mixed_6a, the 1×n → n×1 pairs of the 17×17 modules and Mixed_7a, and the 1×3 → 3×1
+        of plain 8×8 modules. "relu" (released) or "linear" (figure 2's control: the first
+        convolution of each pair keeps batch norm but has no ReLU). The stem is not changed.
+      grid_reduction: how Mixed_6a (35→17) and Mixed_7a (17→8) reduce the grid (section 5).
+        "fig10": stride-2 convolution branches beside a stride-2 max pool, concatenated
+        (figure 10, released). "fig9_pool_first": a 3×3/2 max pool, then the same branches at
+        stride 1 with a 3×3/1 max-pool branch (figure 9 left: a representational bottleneck).
+        "fig9_module_first": those stride-1 branches at full resolution, then the 3×3/2 max
+        pool (figure 9 right: about 3× the cost of the module). Output widths are unchanged.
+      aux_head: the auxiliary classifier on Mixed_6e (section 4, figure 8). "none"; "plain":
+        its 1×1 convolution is batch-normalized but its fully connected layer (the 5×5
+        convolution to 768) has a bias and no batch norm; "bn": that layer is batch-normalized
+        too ("BN-auxiliary" of table 3; what TF-slim releases).
+    """
+
+    num_classes: int = 1000
+    depth_multiplier: float = 1.0
+    min_depth: int = 16
+    dropout_rate: float = 0.2
+    dtype: DType = "float32"
+    batch_norm_decay: float = 0.9997
+    batch_norm_epsilon: float = 1e-3
+    stem: Stem = "released"
+    receptive_field: ReceptiveField = 299
+    module_35: Module35 = "released"
+    module_17: Module17 = "asymmetric"
+    module_17_n: int = 7
+    module_8: Module8 = "expanded"
+    factorization_activation: Activation = "relu"
+    grid_reduction: GridReduction = "fig10"
+    aux_head: AuxHead = "bn"
+
+    def __post_init__(self):
+        hints = typing.get_type_hints(type(self))
+        for field in dataclasses.fields(self):
+            allowed = typing.get_args(hints[field.name])
+            value = getattr(self, field.name)
+            if allowed and value not in allowed:
+                raise ValueError(
+                    f"InceptionConfig.{field.name}={value!r} is not valid; "
+                    f"choose one of {', '.join(repr(a) for a in allowed)}.")
+        if not self.depth_multiplier > 0:
+            raise ValueError(
+                f"depth_multiplier is not greater than zero (got {self.depth_multiplier}); "
+                "use a positive multiplier such as 0.5 or 1.0.")
+        if self.module_17_n < 3 or self.module_17_n % 2 == 0:
+            raise ValueError(
+                f"module_17_n={self.module_17_n} is not valid; use an odd n >= 3 (7 released).")
+        if self.num_classes < 1 or self.min_depth < 1:
+            raise ValueError("num_classes and min_depth must be positive integers.")
+        if not 0.0 <= self.dropout_rate < 1.0:
+            raise ValueError(f"dropout_rate={self.dropout_rate} must be in [0, 1).")
+
+    def depth(self, filters: int) -> int:
+        """TF-slim's filter count for a layer of `filters` filters in the released network."""
+        return max(int(filters * self.depth_multiplier), self.min_depth)
+
+    def replace(self, **overrides) -> "InceptionConfig":
+        """A copy with some fields changed; unknown field names raise a ValueError."""
+        names = {f.name for f in dataclasses.fields(self)}
+        unknown = sorted(set(overrides) - names)
+        if unknown:
+            raise ValueError(
+                f"unknown InceptionConfig field(s) {', '.join(unknown)}; "
+                f"valid fields: {', '.join(sorted(names))}.")
+        return dataclasses.replace(self, **overrides)
+
+    def coerce(self, field: str, text: str):
+        """Parses `text` (from a command line) into the type of `field`."""
+        current = getattr(self, field, None)
+        if field not in {f.name for f in dataclasses.fields(self)}:
+            self.replace(**{field: None})  # raises the unknown-field error
+        if isinstance(current, bool):
+            return text.lower() in ("1", "true", "yes")
+        if isinstance(current, int) and not isinstance(current, bool):
+            return int(text)
+        if isinstance(current, float):
+            return float(text)
+        return text
+
+
+INCEPTION_V3 = InceptionConfig()
+
+PRESETS: dict[str, InceptionConfig] = {
+    # The released network (TF-slim, with its BN-auxiliary head; Keras has no aux head).
+    "inception_v3": INCEPTION_V3,
+    # Table 3's ladder. "Inception-v2 basic": 7×7 stem, auxiliary head without BN in its
+    # fully connected layer; the optimizer and label-smoothing rungs are training choices.
+    "inception_v2_basic": INCEPTION_V3.replace(stem="7x7", aux_head="plain"),
+    "inception_v2_factorized_7x7": INCEPTION_V3.replace(aux_head="plain"),
+    # Table 1 exactly as printed.
+    "inception_v2_table1": INCEPTION_V3.replace(stem="table1", module_35="double_3x3"),
+    # Section 9, table 2.
+    "receptive_field_299": INCEPTION_V3,
+    "receptive_field_151": INCEPTION_V3.replace(receptive_field=151),
+    "receptive_field_79": INCEPTION_V3.replace(receptive_field=79),
+    # Figure 2's control.
+    "linear_factorization": INCEPTION_V3.replace(factorization_activation="linear"),
+    # Section 5.
+    "grid_fig9_pool_first": INCEPTION_V3.replace(grid_reduction="fig9_pool_first"),
+    "grid_fig9_module_first": INCEPTION_V3.replace(grid_reduction="fig9_module_first"),
+}
+
+
+def get_preset(name: str, **overrides) -> InceptionConfig:
+    """The named preset with `overrides` applied; unknown names raise a ValueError."""
+    try:
+        config = PRESETS[name]
+    except KeyError:
+        raise ValueError(
+            f"unknown preset {name!r}; choose one of {', '.join(sorted(PRESETS))}.") from None
+    return config.replace(**overrides)

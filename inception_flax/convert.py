@@ -1,0 +1,150 @@
+"""Weights from `keras.applications.InceptionV3` into variables of the released network.
+
+    variables = from_keras("inception_v3_weights_tf_dim_ordering_tf_kernels.h5")
+    logits = models.create("inception_v3").apply(variables, images)   # images in [-1, 1]
+
+Keras builds the same graph as TF-slim without the auxiliary head, creating its 94
+convolution + batch-norm pairs in TF-slim's order, so they are matched to ours by order and
+every shape is checked. Keras is needed only here (`pip install keras`); it runs on the JAX
+backend.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import os
+import re
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax.core import unfreeze
+
+from inception_flax import cost
+from inception_flax.blocks import AuxHead
+from inception_flax.config import INCEPTION_V3, InceptionConfig
+from inception_flax.models import Inception
+
+LOGITS = "Logits/Conv2d_1c_1x1"
+
+
+def _keras():
+    os.environ.setdefault("KERAS_BACKEND", "jax")
+    try:
+        import keras
+    except ImportError:
+        raise ImportError("from_keras needs keras 3: pip install keras") from None
+    return keras
+
+
+def _load(model_or_path):
+    keras = _keras()
+    if not isinstance(model_or_path, (str, os.PathLike)):
+        return model_or_path
+    path = os.fspath(model_or_path)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"no Keras model or weights file at {path!r}.")
+    try:
+        return keras.saving.load_model(path, compile=False)
+    except Exception:  # a weights-only .h5, as keras.applications downloads them
+        for include_top in (True, False):
+            model = keras.applications.InceptionV3(weights=None, include_top=include_top)
+            try:
+                model.load_weights(path)
+                return model
+            except Exception:
+                continue
+    raise ValueError(f"{path!r} is neither a saved Keras InceptionV3 nor its weights file.")
+
+
+def _creation_order(layers):
+    """Keras names unnamed layers conv2d, conv2d_1, ... in creation order."""
+    def index(layer):
+        return int(re.fullmatch(r".*?(?:_(\d+))?", layer.name).group(1) or 0)
+    return sorted(layers, key=index)  # stable: named layers keep the model's order
+
+
+def _get(tree: dict, path: str) -> dict:
+    for key in path.split("/"):
+        tree = tree[key]
+    return tree
+
+
+def _set(tree: dict, path: str, leaf: str, value, expected_shape):
+    node = _get(tree, path)
+    if tuple(node[leaf].shape) != tuple(expected_shape):
+        raise ValueError(f"shape mismatch at {path}/{leaf}: ours {tuple(node[leaf].shape)}, "
+                         f"Keras {tuple(expected_shape)}.")
+    node[leaf] = jnp.asarray(value, dtype=node[leaf].dtype)
+
+
+def from_keras(model_or_path, config: InceptionConfig | None = None, rng=None,
+               image_size: int = 299) -> dict:
+    """Variables ({"params", "batch_stats"}) for the released network from Keras weights.
+
+    Args:
+      model_or_path: a live `keras.applications.InceptionV3`, or the path of a saved
+        `.keras`/`.h5` model or of a weights-only `.h5` (as Keras downloads them).
+      config: the target config; default: `inception_v3` with Keras's number of classes.
+        Only `num_classes`, `dropout_rate`, `dtype` and batch-norm decay may differ from the
+        released network.
+      rng: initialises what Keras does not have: the auxiliary head (TF-slim has one) and,
+        for an `include_top=False` model, the classifier. Default `PRNGKey(0)`.
+      image_size: the input side the auxiliary head is shaped for (299).
+    """
+    keras = _keras()
+    model = _load(model_or_path)
+    dense = [l for l in model.layers if isinstance(l, keras.layers.Dense)]
+    if config is None:
+        num_classes = dense[-1].units if dense else INCEPTION_V3.num_classes
+        config = INCEPTION_V3.replace(num_classes=num_classes)
+    free = {"num_classes", "dropout_rate", "dtype", "batch_norm_decay", "aux_head"}
+    differing = [f.name for f in dataclasses.fields(config)
+                 if f.name not in free and getattr(config, f.name) != getattr(INCEPTION_V3, f.name)]
+    if differing:
+        raise ValueError(f"Keras weights fit the released network only; this config changes "
+                         f"{', '.join(differing)}.")
+
+    rng = jax.random.PRNGKey(0) if rng is None else rng
+    aux_rng, logits_rng = jax.random.split(rng)
+    # The variables' structure from shapes alone; every leaf is filled below.
+    images = jax.ShapeDtypeStruct((1, image_size, image_size, 3), jnp.float32)
+    variables = unfreeze(jax.eval_shape(
+        functools.partial(Inception(config).init, train=False), rng, images))
+    params, stats = variables["params"], variables["batch_stats"]
+
+    layers = cost.cost(config, image_size).layers
+    aux_input = [l.input_shape for l in layers if l.training_only]
+    if aux_input:  # TF-slim's auxiliary head, which Keras does not have: initialised
+        aux = AuxHead(config, parent=None).init(aux_rng, jnp.zeros((1, *aux_input[0])),
+                                                train=False)
+        params["AuxLogits"], stats["AuxLogits"] = aux["params"], aux["batch_stats"]
+    ours = [l.name for l in layers
+            if l.type == "conv" and not l.training_only and l.name != LOGITS]
+    convs = _creation_order([l for l in model.layers if isinstance(l, keras.layers.Conv2D)])
+    norms = _creation_order([l for l in model.layers
+                             if isinstance(l, keras.layers.BatchNormalization)])
+    if not len(ours) == len(convs) == len(norms):
+        raise ValueError(f"expected {len(ours)} convolution + batch-norm pairs, the Keras model "
+                         f"has {len(convs)} convolutions and {len(norms)} batch norms.")
+    for name, conv, norm in zip(ours, convs, norms):
+        (kernel,) = [np.asarray(w) for w in conv.get_weights()]
+        beta, mean, var = [np.asarray(w) for w in norm.get_weights()]
+        _set(params, f"{name}/Conv", "kernel", kernel, kernel.shape)
+        _set(params, f"{name}/BatchNorm", "bias", beta, beta.shape)
+        _set(stats, f"{name}/BatchNorm", "mean", mean, mean.shape)
+        _set(stats, f"{name}/BatchNorm", "var", var, var.shape)
+        if norm.epsilon != config.batch_norm_epsilon:
+            raise ValueError(f"Keras batch norm {norm.name} has epsilon {norm.epsilon}, the "
+                             f"config {config.batch_norm_epsilon}.")
+    if dense:
+        kernel, bias = [np.asarray(w) for w in dense[-1].get_weights()]
+    else:  # include_top=False: a new classifier, initialised as `BasicConv2d` does
+        shape = _get(params, f"{LOGITS}/Conv")["kernel"].shape
+        kernel = nn.initializers.he_normal()(logits_rng, shape[2:])
+        bias = np.zeros(shape[-1:], np.float32)
+    _set(params, f"{LOGITS}/Conv", "kernel", kernel[None, None], (1, 1, *kernel.shape))
+    _set(params, f"{LOGITS}/Conv", "bias", bias, bias.shape)
+    return {"params": params, "batch_stats": stats}

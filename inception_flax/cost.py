@@ -1,0 +1,330 @@
+"""What a variant costs, layer by layer, from shapes alone, and width solved to a budget.
+
+The table is read off the model itself: the network is evaluated abstractly (`jax.eval_shape`,
+no arithmetic is done) while every convolution and pooling layer reports its input and output
+shapes. Conventions:
+- multiply-adds (MACs) are per image: a convolution costs out_h · out_w · kh · kw · c_in · c_out;
+  batch norm, ReLU, pooling, concatenation and the softmax count as 0;
+- params are the learnable parameters (kernels, biases, batch-norm offsets); batch-norm moving
+  means and variances are counted apart as `batch_norm_statistics` (Keras counts both);
+- `total` is the inference network; the auxiliary head, which only runs in training, is
+  reported as `aux_head`, and `training_total` is both together.
+
+Command line (`python -m inception_flax.cost --help`):
+    python -m inception_flax.cost --preset inception_v3 --image-size 299
+    python -m inception_flax.cost --preset receptive_field_79 --image-size 79 \
+        --match-macs inception_v3 --format json
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import functools
+import io
+import json
+import math
+import sys
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from inception_flax.config import PRESETS, InceptionConfig, get_preset
+from inception_flax.layers import BasicConv2d, Pooling
+from inception_flax.models import Inception
+
+AUX_SCOPE = "AuxLogits"
+
+
+@dataclasses.dataclass(frozen=True)
+class LayerCost:
+    name: str  # scope path, TF-slim's names: "Mixed_5b/Branch_1/Conv2d_0b_5x5"
+    type: str  # "conv", "max pool", "avg pool"
+    kernel: tuple[int, int]
+    stride: int
+    padding: str
+    input_shape: tuple[int, int, int]  # H, W, C
+    output_shape: tuple[int, int, int]
+    params: int
+    batch_norm_statistics: int
+    macs: int
+    macs_on_image: int  # taps on SAME padding's zeros left out (what XLA's cost analysis counts)
+
+    @property
+    def training_only(self) -> bool:
+        return self.name.startswith(AUX_SCOPE + "/")
+
+
+@dataclasses.dataclass(frozen=True)
+class Totals:
+    params: int = 0
+    macs: int = 0
+    batch_norm_statistics: int = 0
+    macs_on_image: int = 0
+
+    def __add__(self, other: "Totals") -> "Totals":
+        return Totals(*(a + b for a, b in zip(dataclasses.astuple(self),
+                                              dataclasses.astuple(other))))
+
+    @staticmethod
+    def of(layers) -> "Totals":
+        return Totals(*(sum(getattr(l, f.name) for l in layers)
+                        for f in dataclasses.fields(Totals)))
+
+
+@dataclasses.dataclass(frozen=True)
+class CostReport:
+    config: InceptionConfig
+    image_size: tuple[int, int]
+    layers: tuple[LayerCost, ...]
+
+    @property
+    def total(self) -> Totals:
+        """The inference network (everything but the auxiliary head)."""
+        return Totals.of([l for l in self.layers if not l.training_only])
+
+    @property
+    def aux_head(self) -> Totals:
+        return Totals.of([l for l in self.layers if l.training_only])
+
+    @property
+    def training_total(self) -> Totals:
+        return self.total + self.aux_head
+
+    def to_json(self) -> dict:
+        return {
+            "config": dataclasses.asdict(self.config),
+            "image_size": list(self.image_size),
+            "total": dataclasses.asdict(self.total),
+            "aux_head": dataclasses.asdict(self.aux_head),
+            "training_total": dataclasses.asdict(self.training_total),
+            "layers": [dict(dataclasses.asdict(l), training_only=l.training_only)
+                       for l in self.layers],
+        }
+
+
+def _taps_on_image(size: int, kernel: int, stride: int, out: int, padding: str) -> int:
+    """Kernel taps, summed over the outputs of one spatial dimension, that land on the input
+    rather than on SAME padding (TF pads the extra row/column at the end)."""
+    if padding == "VALID":
+        return out * kernel
+    before = max((out - 1) * stride + kernel - size, 0) // 2
+    return sum(min(o * stride - before + kernel, size) - max(o * stride - before, 0)
+               for o in range(out))
+
+
+def _image_hw(image_size) -> tuple[int, int]:
+    return (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
+
+
+@functools.lru_cache(maxsize=256)
+def _cost(config: InceptionConfig, image_hw: tuple[int, int]) -> CostReport:
+    layers = []
+
+    def record(next_fun, args, kwargs, context):
+        out = next_fun(*args, **kwargs)
+        module = context.module
+        if context.method_name != "__call__" or not isinstance(module, (BasicConv2d, Pooling)):
+            return out
+        x = args[0]
+        h_in, w_in, c_in = x.shape[1:]
+        h, w, c = out.shape[1:]
+        name = "/".join(module.scope.path)
+        if isinstance(module, BasicConv2d):
+            spec = module.spec
+            kh, kw = spec.kernel
+            kernel = kh * kw * c_in * c
+            taps = (_taps_on_image(h_in, kh, spec.stride, h, spec.padding)
+                    * _taps_on_image(w_in, kw, spec.stride, w, spec.padding))
+            layers.append(LayerCost(
+                name, "conv", spec.kernel, spec.stride, spec.padding, (h_in, w_in, c_in),
+                (h, w, c), params=kernel + c, batch_norm_statistics=2 * c if spec.batch_norm
+                else 0, macs=h * w * kernel, macs_on_image=taps * c_in * c))
+        else:
+            spec = module.spec
+            layers.append(LayerCost(
+                name, f"{spec.kind} pool", spec.window, spec.stride, spec.padding,
+                (h_in, w_in, c_in), (h, w, c), params=0, batch_norm_statistics=0, macs=0,
+                macs_on_image=0))
+        return out
+
+    images = jax.ShapeDtypeStruct((1, *image_hw, 3), jnp.float32)
+    model = Inception(config)
+    with nn.intercept_methods(record):
+        jax.eval_shape(functools.partial(model.init, train=False), jax.random.PRNGKey(0),
+                       images)
+    return CostReport(config, image_hw, tuple(layers))
+
+
+def cost(config: InceptionConfig, image_size: int | tuple[int, int] = 299) -> CostReport:
+    """The per-layer cost of `config` on `image_size` (side, or (height, width)) inputs."""
+    return _cost(config, _image_hw(image_size))
+
+
+def solve_depth_multiplier(config: InceptionConfig, image_size, target_macs: float,
+                           tolerance: float = 0.01) -> InceptionConfig:
+    """`config` with the `depth_multiplier` whose inference multiply-adds are within
+    `tolerance` (relative) of `target_macs`; a ValueError if no multiplier gets there.
+
+    Multiply-adds grow about quadratically with the multiplier, so the solver takes
+    square-root steps and then bisects (TF-slim's int() rounding makes the curve a staircase).
+    """
+    def macs(multiplier):
+        return cost(config.replace(depth_multiplier=multiplier), image_size).total.macs
+
+    def close(value):
+        return abs(value - target_macs) <= tolerance * target_macs
+
+    multiplier = config.depth_multiplier
+    value = macs(multiplier)
+    for _ in range(6):  # Newton-like steps on macs ∝ multiplier²
+        if close(value):
+            return config.replace(depth_multiplier=multiplier)
+        multiplier = multiplier * math.sqrt(target_macs / value)
+        value = macs(multiplier)
+    low, high = multiplier, multiplier
+    while macs(low) > target_macs and low > 1e-3:
+        low /= 2
+    while macs(high) < target_macs and high < 1e3:
+        high *= 2
+    for _ in range(40):
+        if close(value):
+            return config.replace(depth_multiplier=multiplier)
+        multiplier = (low + high) / 2
+        value = macs(multiplier)
+        if value < target_macs:
+            low = multiplier
+        else:
+            high = multiplier
+    raise ValueError(
+        f"no depth_multiplier brings this variant within {tolerance:.0%} of "
+        f"{target_macs:,.0f} multiply-adds at {image_size} (closest: {multiplier:.4f} with "
+        f"{value:,.0f}); min_depth={config.min_depth} may floor the cheapest layers.")
+
+
+# ---------------------------------------------------------------------------------------------
+# Output formats.
+
+COLUMNS = ("layer", "type", "kernel/stride", "input", "output", "params", "MACs")
+
+
+def _row(layer: LayerCost) -> tuple:
+    kernel = f"{layer.kernel[0]}×{layer.kernel[1]}/{layer.stride}"
+    if layer.padding == "VALID":
+        kernel += " valid"
+    shape = lambda s: "×".join(str(v) for v in s)  # noqa: E731
+    return (layer.name, layer.type, kernel, shape(layer.input_shape),
+            shape(layer.output_shape), layer.params, layer.macs)
+
+
+def _summary_lines(report: CostReport) -> list[str]:
+    total, aux, train = report.total, report.aux_head, report.training_total
+    lines = [
+        f"inference total: {total.params:,} params ({total.params + total.batch_norm_statistics:,}"
+        f" with {total.batch_norm_statistics:,} batch-norm statistics, as Keras counts), "
+        f"{total.macs:,} multiply-adds ({total.macs / 1e9:.3f} G) per "
+        f"{report.image_size[0]}×{report.image_size[1]} image",
+    ]
+    if aux.params:
+        lines.append(f"auxiliary head (training only): {aux.params:,} params, "
+                     f"{aux.macs:,} multiply-adds; training total {train.params:,} params, "
+                     f"{train.macs:,} multiply-adds")
+    return lines
+
+
+def format_report(report: CostReport, fmt: str = "table") -> str:
+    rows = [_row(l) for l in report.layers]
+    if fmt == "json":
+        return json.dumps(report.to_json(), indent=1)
+    if fmt == "csv":
+        out = io.StringIO()
+        writer = csv.writer(out)
+        writer.writerow(COLUMNS + ("training_only",))
+        for layer, row in zip(report.layers, rows):
+            writer.writerow(row + (layer.training_only,))
+        return out.getvalue()
+    text_rows = [tuple(f"{v:,}" if isinstance(v, int) else v for v in row) for row in rows]
+    if fmt == "markdown":
+        lines = ["| " + " | ".join(COLUMNS) + " |",
+                 "|" + "|".join("---:" if c in ("params", "MACs") else "---" for c in COLUMNS)
+                 + "|"]
+        lines += ["| " + " | ".join(row) + " |" for row in text_rows]
+        return "\n".join(lines + [""] + [f"- {s}" for s in _summary_lines(report)]) + "\n"
+    if fmt != "table":
+        raise ValueError(f"unknown format {fmt!r}; use table, markdown, csv or json.")
+    widths = [max(len(str(r[i])) for r in text_rows + [COLUMNS]) for i in range(len(COLUMNS))]
+    align = lambda row: "  ".join(  # noqa: E731
+        str(v).rjust(w) if i >= 5 else str(v).ljust(w) for i, (v, w) in enumerate(zip(row, widths)))
+    lines = [align(COLUMNS), "  ".join("-" * w for w in widths)]
+    lines += [align(row) for row in text_rows]
+    return "\n".join(lines + [""] + _summary_lines(report)) + "\n"
+
+
+def _parse_size(text: str) -> int | tuple[int, int]:
+    try:
+        if "x" in text:
+            height, width = text.split("x")
+            return int(height), int(width)
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"image size {text!r} is not N or HxW (for example 299 or 320x240)") from None
+
+
+def _parse_macs(text: str, image_size) -> float:
+    if text in PRESETS:
+        return cost(PRESETS[text], image_size).total.macs
+    scale = {"K": 1e3, "M": 1e6, "G": 1e9}
+    try:
+        if text[-1:].upper() in scale:
+            return float(text[:-1]) * scale[text[-1:].upper()]
+        return float(text)
+    except ValueError:
+        raise ValueError(f"--match-macs {text!r} is neither a preset ({', '.join(sorted(PRESETS))})"
+                         " nor a number such as 5.7G or 5713000000.") from None
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m inception_flax.cost",
+        description="Parameters and multiply-adds of an Inception variant, per layer and in "
+                    "total, from shapes alone (nothing is run).")
+    parser.add_argument("--preset", default="inception_v3",
+                        help=f"one of: {', '.join(sorted(PRESETS))} (default inception_v3)")
+    parser.add_argument("--image-size", default=299, type=_parse_size,
+                        help="input side N, or HxW (default 299)")
+    parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                        help="override a config field, e.g. --set module_17_n=5 (repeatable)")
+    parser.add_argument("--match-macs", metavar="PRESET_OR_NUMBER",
+                        help="solve depth_multiplier so the multiply-adds match this preset's "
+                             "(at the same image size) or this number (e.g. 5.7G) within 1%%")
+    parser.add_argument("--format", default="table",
+                        choices=("table", "markdown", "csv", "json"))
+    args = parser.parse_args(argv)
+    try:
+        config = get_preset(args.preset)
+        overrides = {}
+        for item in args.set:
+            field, sep, value = item.partition("=")
+            if not sep:
+                raise ValueError(f"--set {item!r} is not FIELD=VALUE.")
+            overrides[field] = config.coerce(field, value)
+        config = config.replace(**overrides)
+        if args.match_macs:
+            config = solve_depth_multiplier(config, args.image_size,
+                                            _parse_macs(args.match_macs, args.image_size))
+        report = cost(config, args.image_size)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    if args.match_macs and args.format in ("table", "markdown"):
+        print(f"depth_multiplier solved to {config.depth_multiplier:.4f} to match "
+              f"{args.match_macs}\n")
+    sys.stdout.write(format_report(report, args.format))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

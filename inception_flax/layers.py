@@ -1,0 +1,131 @@
+"""The layers every Inception block is made of, described as data and built by `Branch`.
+
+`Conv` and `Pool` describe one TF-slim layer (its scope name, kernel, stride, padding);
+`Branch` builds a sequence of them under one scope (`Branch_0` ... `Branch_3`), so a block
+reads like TF-slim's `nets/inception_v3.py`. A tuple of `Conv` inside a branch is a parallel
+split whose outputs are concatenated (figure 7's expanded filter bank).
+
+Convolutions follow TF-slim's `inception_v3_arg_scope`: no bias, batch norm without a learned
+scale, ReLU, He (variance-scaling) initialisation. Padding "SAME" is TF's convention (extra
+padding at the bottom/right); average pooling with "SAME" padding averages over the unpadded
+cells only, as TF and Keras do.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Literal, Union
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+from inception_flax.config import InceptionConfig
+
+
+class InputTooSmall(ValueError):
+    """A VALID window does not fit in its input; `models.Inception` turns it into a ValueError
+    that names the smallest input the variant takes."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Conv:
+    """One convolution (+ batch norm + activation), as `slim.conv2d` in the arg scope."""
+
+    name: str
+    features: int  # after `InceptionConfig.depth`
+    kernel: tuple[int, int]
+    stride: int = 1
+    padding: Literal["SAME", "VALID"] = "SAME"
+    relu: bool = True
+    batch_norm: bool = True  # False: a bias instead (aux head's plain layers, logits)
+    init_stddev: float | None = None  # None: He init; else truncated normal (aux head)
+
+
+@dataclasses.dataclass(frozen=True)
+class Pool:
+    """One pooling layer, as `slim.max_pool2d` / `slim.avg_pool2d`."""
+
+    name: str
+    kind: Literal["max", "avg"]
+    window: tuple[int, int]
+    stride: int = 1
+    padding: Literal["SAME", "VALID"] = "SAME"
+
+
+Layer = Union[Conv, Pool, tuple]
+
+
+def check_window(name: str, x, window: tuple[int, int], padding: str) -> None:
+    """Raises InputTooSmall where a VALID window is larger than the feature map."""
+    if padding == "VALID" and (x.shape[1] < window[0] or x.shape[2] < window[1]):
+        raise InputTooSmall(
+            f"{name}: a {window[0]}×{window[1]} VALID window does not fit a "
+            f"{x.shape[1]}×{x.shape[2]} feature map")
+
+
+def truncated_normal(stddev: float):
+    return nn.initializers.truncated_normal(stddev=stddev)
+
+
+class BasicConv2d(nn.Module):
+    """`slim.conv2d` under TF-slim's Inception arg scope: conv → batch norm → ReLU."""
+
+    spec: Conv
+    config: InceptionConfig
+
+    @nn.compact
+    def __call__(self, x, train: bool):
+        spec, dtype = self.spec, jnp.dtype(self.config.dtype)
+        check_window("/".join(self.scope.path), x, spec.kernel, spec.padding)
+        init = (nn.initializers.he_normal() if spec.init_stddev is None
+                else truncated_normal(spec.init_stddev))
+        x = nn.Conv(spec.features, spec.kernel, strides=spec.stride, padding=spec.padding,
+                    use_bias=not spec.batch_norm, kernel_init=init, dtype=dtype,
+                    name="Conv")(x)
+        if spec.batch_norm:
+            x = nn.BatchNorm(use_running_average=not train,
+                             momentum=self.config.batch_norm_decay,
+                             epsilon=self.config.batch_norm_epsilon,
+                             use_scale=False, dtype=dtype, name="BatchNorm")(x)
+        return nn.relu(x) if spec.relu else x
+
+
+class Pooling(nn.Module):
+    """A parameter-free pooling layer, a module so that the cost table can name it."""
+
+    spec: Pool
+
+    @nn.compact
+    def __call__(self, x):
+        spec = self.spec
+        check_window("/".join(self.scope.path), x, spec.window, spec.padding)
+        strides = (spec.stride, spec.stride)
+        if spec.kind == "max":
+            return nn.max_pool(x, spec.window, strides=strides, padding=spec.padding)
+        return nn.avg_pool(x, spec.window, strides=strides, padding=spec.padding,
+                           count_include_pad=False)
+
+
+def apply_layer(layer: Layer, x, train: bool, config: InceptionConfig):
+    """Builds and applies one layer description (or a parallel split, concatenated) in the
+    scope of the module whose `__call__` is running."""
+    if isinstance(layer, Conv):
+        return BasicConv2d(layer, config, name=layer.name)(x, train)
+    if isinstance(layer, Pool):
+        return Pooling(layer, name=layer.name)(x)
+    return jnp.concatenate([apply_layer(part, x, train, config) for part in layer],
+                           axis=-1)
+
+
+class Branch(nn.Module):
+    """One branch of a block: its layers applied in order under one scope (`Branch_k`)."""
+
+    layers: tuple
+    config: InceptionConfig
+
+    @nn.compact
+    def __call__(self, x, train: bool):
+        for layer in self.layers:
+            x = apply_layer(layer, x, train, self.config)
+        return x
+

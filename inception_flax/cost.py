@@ -13,7 +13,7 @@ shapes. Conventions:
 Command line (`python -m inception_flax.cost --help`):
     python -m inception_flax.cost --preset inception_v3 --image-size 299
     python -m inception_flax.cost --preset receptive_field_79 --image-size 79 \
-        --match-macs inception_v3 --format json
+        --match-macs inception_v3@299 --format json
 """
 
 from __future__ import annotations
@@ -274,16 +274,17 @@ def _parse_size(text: str) -> int | tuple[int, int]:
 
 
 def _parse_macs(text: str, image_size) -> float:
-    if text in PRESETS:
-        return cost(PRESETS[text], image_size).total.macs
+    preset, _, size = text.partition("@")
+    if preset in PRESETS:
+        return cost(PRESETS[preset], _parse_size(size) if size else image_size).total.macs
     scale = {"K": 1e3, "M": 1e6, "G": 1e9}
     try:
         if text[-1:].upper() in scale:
             return float(text[:-1]) * scale[text[-1:].upper()]
         return float(text)
     except ValueError:
-        raise ValueError(f"--match-macs {text!r} is neither a preset ({', '.join(sorted(PRESETS))})"
-                         " nor a number such as 5.7G or 5713000000.") from None
+        raise ValueError(f"--match-macs {text!r} is neither a preset[@size] "
+                         f"({', '.join(sorted(PRESETS))}) nor a number such as 5.7G.") from None
 
 
 def main(argv=None) -> int:
@@ -298,8 +299,9 @@ def main(argv=None) -> int:
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                         help="override a config field, e.g. --set module_17_n=5 (repeatable)")
     parser.add_argument("--match-macs", metavar="PRESET_OR_NUMBER",
-                        help="solve depth_multiplier so the multiply-adds match this preset's "
-                             "(at the same image size) or this number (e.g. 5.7G) within 1%%")
+                        help="solve depth_multiplier so the inference multiply-adds match this "
+                             "preset's (at --image-size, or PRESET@SIZE) or this number (e.g. "
+                             "5.7G) within 1%%")
     parser.add_argument("--format", default="table",
                         choices=("table", "markdown", "csv", "json"))
     args = parser.parse_args(argv)

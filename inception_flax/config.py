@@ -38,6 +38,9 @@ class InceptionConfig:
       dtype: compute dtype of activations; parameters always stay float32.
       batch_norm_decay: moving-average decay of batch-norm statistics (TF-slim: 0.9997).
       batch_norm_epsilon: batch-norm epsilon (TF-slim and Keras: 1e-3).
+      batch_norm_axis_name: in training, the mesh axis over which batch statistics are
+        computed (synchronized batch norm); None normalizes each replica's batch on its own,
+        as the paper's replicas did. The trainer sets it from `sync_batch_norm`.
       stem: the layers before the first 35×35 module.
         "released": Conv2d_1a_3x3/2, 2a_3x3, 2b_3x3, MaxPool_3a, 3b_1x1 (80), 4a_3x3 (192),
           MaxPool_5a: the code TF-slim and Keras ship; the first 35×35 module sees 192 channels.
@@ -84,6 +87,7 @@ class InceptionConfig:
     dtype: DType = "float32"
     batch_norm_decay: float = 0.9997
     batch_norm_epsilon: float = 1e-3
+    batch_norm_axis_name: str | None = None
     stem: Stem = "released"
     receptive_field: ReceptiveField = 299
     module_35: Module35 = "released"
@@ -97,9 +101,11 @@ class InceptionConfig:
     def __post_init__(self):
         hints = typing.get_type_hints(type(self))
         for field in dataclasses.fields(self):
+            if typing.get_origin(hints[field.name]) is not Literal:
+                continue
             allowed = typing.get_args(hints[field.name])
             value = getattr(self, field.name)
-            if allowed and value not in allowed:
+            if value not in allowed:
                 raise ValueError(
                     f"InceptionConfig.{field.name}={value!r} is not valid; "
                     f"choose one of {', '.join(repr(a) for a in allowed)}.")

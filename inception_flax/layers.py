@@ -86,7 +86,8 @@ class BasicConv2d(nn.Module):
             x = nn.BatchNorm(use_running_average=not train,
                              momentum=self.config.batch_norm_decay,
                              epsilon=self.config.batch_norm_epsilon,
-                             use_scale=False, dtype=dtype, name="BatchNorm")(x)
+                             use_scale=False, axis_name=self.config.batch_norm_axis_name,
+                             dtype=dtype, name="BatchNorm")(x)
         return nn.relu(x) if spec.relu else x
 
 

@@ -1,0 +1,105 @@
+"""What a run shows and leaves behind: a progress line, `metrics.jsonl`, TensorBoard events and
+`final.json`. Only process 0 writes."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import jax
+import numpy as np
+
+
+def _format_seconds(seconds: float) -> str:
+    seconds = int(max(seconds, 0))
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
+
+
+def write_json_atomically(path: str, data: dict) -> None:
+    with open(path + ".tmp", "w") as f:
+        json.dump(data, f, indent=1, default=float)
+    os.replace(path + ".tmp", path)
+
+
+class Reporter:
+    def __init__(self, workdir: str, config, total_steps: int, start_step: int,
+                 global_batch: int):
+        self.workdir, self.total_steps, self.global_batch = workdir, total_steps, global_batch
+        self.writes = jax.process_index() == 0
+        self.last_time, self.last_step = time.time(), start_step
+        self.timed_images, self.timed_seconds = 0, 0.0  # after the first (compiling) interval
+        self.first_interval = True
+        self.last_rate = 0.0
+        self.metrics_path = os.path.join(workdir, "metrics.jsonl")
+        self.summary = None
+        if not self.writes:
+            return
+        # A resumed run rewrites the history after its checkpoint, so no step appears twice.
+        if os.path.exists(self.metrics_path):
+            with open(self.metrics_path) as f:
+                kept = [line for line in f if json.loads(line).get("step", 0) <= start_step]
+            with open(self.metrics_path, "w") as f:
+                f.writelines(kept)
+        if config.tensorboard:
+            import tensorflow as tf
+            self.summary = tf.summary.create_file_writer(os.path.join(workdir, "tensorboard"))
+
+    def say(self, text: str) -> None:
+        if self.writes:
+            print(text, flush=True)
+
+    def _append(self, record: dict) -> None:
+        with open(self.metrics_path, "a") as f:
+            f.write(json.dumps(record, default=float) + "\n")
+        if self.summary is not None:
+            import tensorflow as tf
+            with self.summary.as_default(step=record["step"]):
+                for key, value in record.items():
+                    if key != "step" and isinstance(value, (int, float)):
+                        tf.summary.scalar(key, value)
+            self.summary.flush()
+
+    def log_train(self, step: int, metrics: list[dict]) -> dict:
+        """Averages the steps since the last log; prints the progress line."""
+        now = time.time()
+        steps, seconds = step - self.last_step, now - self.last_time
+        images_per_s = self.last_rate = steps * self.global_batch / max(seconds, 1e-9)
+        if not self.first_interval:
+            self.timed_images += steps * self.global_batch
+            self.timed_seconds += seconds
+        self.first_interval = False
+        self.last_time, self.last_step = now, step
+        record = {"step": step}
+        for key in metrics[0]:
+            record[key] = float(np.mean([m[key] for m in metrics]))
+        record["images_per_s"] = images_per_s
+        if self.writes:
+            self._append(record)
+            eta = (self.total_steps - step) * self.global_batch / max(self.images_per_second(),
+                                                                        1e-9)
+            print(f"step {step}/{self.total_steps} | loss {record['loss']:.4f} | "
+                  f"train acc {record['accuracy']:.3f} | lr {record['learning_rate']:.4g} | "
+                  f"{images_per_s:.0f} img/s | ETA {_format_seconds(eta)}", flush=True)
+        return record
+
+    def log_eval(self, step: int, results: dict) -> None:
+        record = {"step": step, **{k: v for k, v in results.items()
+                                   if k.endswith(("top1", "top5"))}}
+        if self.writes:
+            self._append(record)
+            print(f"eval at step {step}: top-1 {results['raw_top1']:.4f} (EMA "
+                  f"{results['ema_top1']:.4f}), top-5 {results['raw_top5']:.4f} (EMA "
+                  f"{results['ema_top5']:.4f}) on {results['eval_examples']} images", flush=True)
+
+    def images_per_second(self) -> float:
+        """Training throughput, leaving out the first interval (it includes compilation)
+        unless it is the only one."""
+        if self.timed_seconds:
+            return self.timed_images / self.timed_seconds
+        return self.last_rate
+
+    def write_final(self, record: dict) -> None:
+        if self.writes:
+            write_json_atomically(os.path.join(self.workdir, "final.json"), record)

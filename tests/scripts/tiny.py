@@ -1,0 +1,20 @@
+"""The smallest honest training config: the Fashion-MNIST recipe at 1/10 width."""
+
+from configs import fashion_mnist
+
+STEPS_PER_EPOCH = 60_000 // 16
+
+
+def tiny_config(steps: int = 6, **overrides):
+    config = fashion_mnist.get_config()
+    config.model.depth_multiplier = 0.1  # every layer at min_depth 16 or a little more
+    config.global_batch_size = 16
+    config.eval_batch_size = 100
+    config.max_eval_examples = 200
+    config.num_epochs = steps / STEPS_PER_EPOCH
+    config.log_every_steps = 2
+    config.checkpoint_every_steps = 4
+    config.tensorboard = False
+    config.compilation_cache = False
+    config.update(overrides)
+    return config

@@ -11,7 +11,7 @@ from configs import imagenet_inception_v3
 def get_config():
     config = imagenet_inception_v3.get_config()
     config.dataset = "fashion_mnist_debian"
-    config.data_dir = None  # the IDX folder; None: /usr/share/datasets/fashion-mnist
+    # config.data_dir: the IDX folder; None: /usr/share/datasets/fashion-mnist
     config.train_split, config.eval_split = "train", "test"
     config.in_memory = True
     config.image_size = 75

@@ -8,6 +8,7 @@ Architecture" and TF-slim's training defaults, each number with its source.
 import dataclasses
 
 import ml_collections
+from ml_collections import config_dict
 
 from inception_flax.config import get_preset
 
@@ -25,7 +26,7 @@ def get_config():
 
     # Data.
     config.dataset = "imagenet2012"
-    config.data_dir = None  # TFDS's default (~/tensorflow_datasets) when None
+    config.data_dir = config_dict.placeholder(str)  # None: TFDS's default (~/tensorflow_datasets)
     config.train_split = "train"
     config.eval_split = "validation"
     config.in_memory = False  # stream with tf.data

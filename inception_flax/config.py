@@ -22,7 +22,7 @@ Activation = Literal["relu", "linear"]
 GridReduction = Literal["fig10", "fig9_pool_first", "fig9_module_first"]
 ReceptiveField = Literal[299, 151, 79]
 AuxHead = Literal["none", "plain", "bn"]
-DType = Literal["float32", "bfloat16"]
+DType = Literal["float32", "bfloat16", "float64"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,7 +35,8 @@ class InceptionConfig:
         `depth = max(int(d * depth_multiplier), min_depth)`; must be > 0.
       min_depth: the smallest filter count `depth_multiplier` may shrink a layer to.
       dropout_rate: dropout before the classifier (TF-slim keeps 0.8, so 0.2).
-      dtype: compute dtype of activations; parameters always stay float32.
+      dtype: compute dtype of activations; parameters are created float32. "float64" (with
+        `jax_enable_x64`) is for numerical checks, such as 8 devices against 1.
       batch_norm_decay: moving-average decay of batch-norm statistics (TF-slim: 0.9997).
       batch_norm_epsilon: batch-norm epsilon (TF-slim and Keras: 1e-3).
       batch_norm_axis_name: in training, the mesh axis over which batch statistics are

@@ -203,6 +203,15 @@ def tfds_builder(name: str, data_dir: str | None):
     return builder
 
 
+def _num_examples(builder, split) -> int:
+    """The split's size from the dataset's metadata, else (as under `tfds.testing.mock_data`,
+    whose metadata is empty) by counting."""
+    try:
+        return builder.info.splits[split].num_examples
+    except KeyError:
+        return int(builder.as_dataset(split=split).reduce(0, lambda count, _: count + 1))
+
+
 def tfds_dataset(config, global_batch: int, eval_batch: int) -> Dataset:
     import tensorflow_datasets as tfds
     tf = _tf()
@@ -212,8 +221,9 @@ def tfds_dataset(config, global_batch: int, eval_batch: int) -> Dataset:
     processes = jax.process_count()
     local, local_eval = global_batch // processes, eval_batch // processes
     train_split = tfds.split_for_jax_process(config.train_split, drop_remainder=True)
-    num_train_local = info.splits[train_split].num_examples
+    num_train_local = _num_examples(builder, train_split)
     steps_per_epoch = num_train_local // local
+    num_eval = _num_examples(builder, config.eval_split)
     size, seed, inception = config.image_size, config.seed, config.preprocessing == "inception"
     options = tf.data.Options()
     options.deterministic = True
@@ -253,16 +263,15 @@ def tfds_dataset(config, global_batch: int, eval_batch: int) -> Dataset:
 
         ds = ds.map(preprocess, num_parallel_calls=tf.data.AUTOTUNE).with_options(options)
         # Pad to whole batches of the same count on every process; padding has mask False.
-        count = info.splits[split].num_examples
-        batches = -(-info.splits[config.eval_split].num_examples // eval_batch)
+        count = _num_examples(builder, split)
+        batches = -(-num_eval // eval_batch)
         padding = batches * local_eval - count
         pad = ds.take(1).repeat(padding).map(lambda e: dict(e, mask=tf.constant(False)))
         ds = ds.concatenate(pad).batch(local_eval).prefetch(2)
         yield from tfds.as_numpy(ds)
 
-    return Dataset(config.dataset, num_classes, info.splits[config.train_split].num_examples,
-                   info.splits[config.eval_split].num_examples, steps_per_epoch,
-                   train_batches, eval_batches)
+    return Dataset(config.dataset, num_classes, _num_examples(builder, config.train_split),
+                   num_eval, steps_per_epoch, train_batches, eval_batches)
 
 
 def tfds_arrays(name: str, data_dir: str | None, train_split: str, eval_split: str):

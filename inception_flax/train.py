@@ -95,7 +95,9 @@ def make_steps(model: models.Inception, config, tx, schedule, num_classes: int, 
         if "AuxLogits" in ends:  # section 4: weighted 0.4 in TF-slim
             loss += config.aux_loss_weight * optim.smoothed_cross_entropy(
                 ends["AuxLogits"], labels, num_classes, config.label_smoothing).mean()
-        return loss, (logits, updates["batch_stats"])
+        # The global batch's loss. Its gradient with respect to the replicated parameters is
+        # the mean of the replicas' gradients (shard_map sums a replicated input's cotangents).
+        return jax.lax.pmean(loss, AXIS), (logits, updates["batch_stats"])
 
     def train_step(state: TrainState, batch):
         images = input_pipeline.prepare_images(batch["image"], size)
@@ -103,14 +105,13 @@ def make_steps(model: models.Inception, config, tx, schedule, num_classes: int, 
                                  jax.lax.axis_index(AXIS))
         (loss, (logits, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
             state.params, state, images, batch["label"], rng)
-        grads = jax.lax.pmean(grads, AXIS)
         # Synchronized: the statistics are already the global batch's on every replica.
         # Per replica: each replica normalized with its own; their moving averages are averaged.
         batch_stats = jax.lax.pmean(batch_stats, AXIS)
         updates, opt_state = tx.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
         metrics = {
-            "loss": jax.lax.pmean(loss, AXIS),
+            "loss": loss,
             "accuracy": jax.lax.pmean(jnp.mean(jnp.argmax(logits, -1) == batch["label"]), AXIS),
             "grad_norm": optax.global_norm(grads),
             "learning_rate": schedule(state.step),
@@ -132,9 +133,9 @@ def make_steps(model: models.Inception, config, tx, schedule, num_classes: int, 
 
     batch_spec = P(AXIS)
     train = jax.jit(jax.shard_map(train_step, mesh=mesh, in_specs=(P(), batch_spec),
-                                  out_specs=(P(), P()), check_vma=False), donate_argnums=0)
+                                  out_specs=(P(), P())), donate_argnums=0)
     evaluate = jax.jit(jax.shard_map(eval_step, mesh=mesh, in_specs=(P(), P(), batch_spec),
-                                     out_specs=P(), check_vma=False))
+                                     out_specs=P()))
     return train, evaluate
 
 

@@ -28,11 +28,16 @@ def env():
 
 
 def final_params(workdir):
-    manager = ocp.CheckpointManager(os.path.join(workdir, "checkpoints"),
-                                    item_names=("state", "meta"))
-    step = manager.latest_step()
-    restored = manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore()))
-    return step, restored["state"]
+    """The latest checkpoint's state as host arrays, on this process's one device."""
+    directory = os.path.join(workdir, "checkpoints")
+    step = max(int(name) for name in os.listdir(directory) if name.isdigit())
+    path = os.path.join(directory, str(step), "state")
+    checkpointer = ocp.StandardCheckpointer()
+    device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+    target = jax.tree_util.tree_map(
+        lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device),
+        checkpointer.metadata(path).item_metadata.tree)
+    return step, jax.device_get(checkpointer.restore(path, target))
 
 
 def assert_trees_equal(a, b, exact=True):

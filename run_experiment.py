@@ -1,9 +1,13 @@
-"""The one entry point: train and evaluate a config in a workdir (resuming where it stopped).
+"""The one entry point: train and evaluate a config, or run a sweep of them, in a workdir.
 
+    python run_experiment.py --config experiments/quickstart.py --workdir runs/quickstart
     python run_experiment.py --config configs/fashion_mnist.py --workdir runs/fashion
     python run_experiment.py --config configs/imagenet_inception_v3.py --workdir runs/v3 \
         --config.model.module_35=double_3x3 --config.global_batch_size=1024
 
+Starting the same command again resumes: a run from its latest checkpoint, a sweep by skipping
+finished runs and resuming interrupted ones. A sweep (a config with a `sweep` field, see
+experiments/) writes each run to DIR/<variant>/seed<k>/ and its tables to DIR/results.*.
 Multi-host (Slurm, TPU pods): run the same command in every process with --distributed; JAX
 reads the coordinator from the environment (jax.distributed.initialize).
 """
@@ -17,9 +21,15 @@ from absl import app, flags, logging  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
 FLAGS = flags.FLAGS
-config_flags.DEFINE_config_file("config", None, "Config file, e.g. configs/fashion_mnist.py.",
-                                lock_config=True)
-flags.DEFINE_string("workdir", None, "Where checkpoints, metrics and final.json go.")
+config_flags.DEFINE_config_file(
+    "config", None, "Config or experiment file, e.g. configs/fashion_mnist.py or "
+    "experiments/quickstart.py (append :imagenet for an experiment on ImageNet).",
+    lock_config=True)
+flags.DEFINE_string("workdir", None, "Where checkpoints, metrics, final.json and tables go.")
+flags.DEFINE_bool("dry_run", False, "List the runs with their parameters and multiply-adds; "
+                  "run nothing.")
+flags.DEFINE_string("shard", None, "Run part i of n of a sweep, as i/n (default: the Slurm "
+                    "array task where SLURM_ARRAY_TASK_ID is set, else everything).")
 flags.DEFINE_bool("distributed", False, "Call jax.distributed.initialize() first (one process "
                   "per host; coordinator from the cluster environment).")
 flags.mark_flags_as_required(["config", "workdir"])
@@ -31,9 +41,28 @@ def main(argv):
     import jax
     if FLAGS.distributed:
         jax.distributed.initialize()
-    from inception_flax import train
+    from inception_flax import report, sweep, train
+    config, workdir = FLAGS.config, FLAGS.workdir
     try:
-        train.train_and_evaluate(FLAGS.config, FLAGS.workdir)
+        if not sweep.is_sweep(config):
+            if FLAGS.dry_run:
+                run = sweep.Run("run", config.seed, config, 0)
+                print(sweep.dry_run([run]))
+                return 0
+            train.train_and_evaluate(config, workdir)
+            return 0
+        runs = sweep.expand(config)
+        if FLAGS.dry_run:
+            print(sweep.dry_run(sweep.shard_of(runs, FLAGS.shard)))
+            return 0
+        failed = sweep.run_sweep(config, workdir, FLAGS.shard)
+        if jax.process_index() == 0:
+            report.write(workdir)
+            with open(os.path.join(workdir, "results.md")) as f:
+                print(f.read())
+        if failed:
+            print(f"{failed} run(s) failed or diverged; see their final.json.", file=sys.stderr)
+            return 1
     except train.Diverged as error:
         print(f"diverged: {error}", file=sys.stderr)
         return 1

@@ -23,8 +23,13 @@ needs_fashion_mnist = pytest.mark.skipif(
     reason="apt-get install dataset-fashion-mnist")
 
 
+# Subprocess runs of the same tiny network share JAX's persistent compilation cache.
+CACHE = os.path.join(os.environ.get("TMPDIR", "/tmp"), f"inception_flax_test_cache_{os.getpid()}")
+
+
 def env():
-    return dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="3", JAX_PLATFORMS="cpu")
+    return dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="3", JAX_PLATFORMS="cpu",
+                JAX_COMPILATION_CACHE_DIR=CACHE, JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0")
 
 
 def final_params(workdir):

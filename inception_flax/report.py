@@ -1,0 +1,231 @@
+"""Result tables and plots of a sweep, seeds aggregated.
+
+    python -m inception_flax.report DIR
+
+writes DIR/results.md, DIR/results.tex (booktabs), DIR/results.csv, DIR/accuracy_vs_macs.png
+and DIR/training_curves.png from DIR/sweep.json and each run's final.json and metrics.jsonl.
+Errors are percentages (100 − accuracy); "Δ top-1" is the variant's mean top-1 error minus the
+baseline's, with a 95% Welch t-interval (n/a where either side has a single seed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import os
+import sys
+
+import numpy as np
+from scipy import stats
+
+COLUMNS = ("variant", "params", "multiply-adds", "top-1 err %", "top-5 err %",
+           "Δ top-1 (95% CI)", "images/s", "status")
+
+
+def mean_std(values) -> tuple[float, float, int]:
+    values = [v for v in values if v is not None]
+    if not values:
+        return math.nan, math.nan, 0
+    std = float(np.std(values, ddof=1)) if len(values) > 1 else math.nan
+    return float(np.mean(values)), std, len(values)
+
+
+def difference_interval(variant: list[float], baseline: list[float], confidence=0.95):
+    """Mean difference and its Welch t-interval (nan bounds when either n < 2)."""
+    diff = float(np.mean(variant) - np.mean(baseline))
+    if len(variant) < 2 or len(baseline) < 2:
+        return diff, math.nan, math.nan
+    var_a, var_b = np.var(variant, ddof=1) / len(variant), np.var(baseline, ddof=1) / len(baseline)
+    se = math.sqrt(var_a + var_b)
+    if se == 0:
+        return diff, diff, diff
+    dof = (var_a + var_b) ** 2 / (var_a ** 2 / (len(variant) - 1) +
+                                  var_b ** 2 / (len(baseline) - 1))
+    half = stats.t.ppf(0.5 + confidence / 2, dof) * se
+    return diff, diff - half, diff + half
+
+
+def collect(workdir: str) -> dict:
+    """Per variant: the planned runs, their final records (None where not finished) and
+    their training curves."""
+    with open(os.path.join(workdir, "sweep.json")) as f:
+        plan = json.load(f)
+    variants = {}
+    for run in plan["runs"]:
+        entry = variants.setdefault(run["variant"], {
+            "params": run["params"], "macs": run["macs"], "runs": []})
+        path = os.path.join(workdir, run["dir"])
+        final = None
+        if os.path.exists(os.path.join(path, "final.json")):
+            with open(os.path.join(path, "final.json")) as f:
+                final = json.load(f)
+        curve = []
+        if os.path.exists(os.path.join(path, "metrics.jsonl")):
+            with open(os.path.join(path, "metrics.jsonl")) as f:
+                curve = [(r["step"], r["loss"]) for r in map(json.loads, f) if "loss" in r]
+        entry["runs"].append({"seed": run["seed"], "final": final, "curve": curve})
+    return {"plan": plan, "variants": variants}
+
+
+def summarize(workdir: str) -> list[dict]:
+    data = collect(workdir)
+    sweep = data["plan"]["sweep"]
+    names = list(data["variants"])
+    baseline = sweep.get("baseline") or names[0]
+    paper = sweep.get("paper") or {}
+
+    def errors(entry, key):
+        return [100 * (1 - r["final"][key]) for r in entry["runs"]
+                if r["final"] and r["final"].get("status") == "done"]
+
+    rows = []
+    for name, entry in data["variants"].items():
+        finals = [r["final"] for r in entry["runs"]]
+        done = [f for f in finals if f and f.get("status") == "done"]
+        statuses = [f.get("status") if f else "not run" for f in finals]
+        # The cost each run actually had (fixed-cost sweeps rescale the width).
+        params = done[0]["params"] if done else entry["params"]
+        macs = done[0]["macs"] if done else entry["macs"]
+        top1, top5 = errors(entry, "ema_top1"), errors(entry, "ema_top5")
+        row = {"variant": name, "params": params, "macs": macs,
+               "top1": mean_std(top1), "top5": mean_std(top5),
+               "images_per_s": mean_std([f["images_per_s"] for f in done])[0],
+               "status": ", ".join(f"{statuses.count(s)} {s}" for s in dict.fromkeys(statuses)),
+               "delta": None, "paper": paper.get(name)}
+        base = errors(data["variants"][baseline], "ema_top1") if baseline in data["variants"] \
+            else []
+        if name != baseline and top1 and base:
+            row["delta"] = difference_interval(top1, base)
+        rows.append(row)
+    return rows
+
+
+def _pm(value: tuple, digits=2, latex=False) -> str:
+    mean, std, n = value
+    if n == 0:
+        return "–"
+    pm = r"$\pm$" if latex else "±"
+    spread = f" {pm} {std:.{digits}f}" if not math.isnan(std) else ""
+    return f"{mean:.{digits}f}{spread} (n={n})"
+
+
+def _delta(delta, latex=False) -> str:
+    if delta is None:
+        return "baseline" if delta is None else ""
+    diff, low, high = delta
+    if math.isnan(low):
+        return f"{diff:+.2f} (n/a)"
+    return f"{diff:+.2f} [{low:+.2f}, {high:+.2f}]"
+
+
+def _cells(row, latex=False) -> list[str]:
+    cells = [row["variant"], f"{row['params'] / 1e6:.2f} M", f"{row['macs'] / 1e9:.3f} G",
+             _pm(row["top1"], latex=latex), _pm(row["top5"], latex=latex),
+             _delta(row["delta"], latex), f"{row['images_per_s']:.0f}"
+             if not math.isnan(row["images_per_s"]) else "–", row["status"]]
+    return cells
+
+
+def _paper_cells(row) -> list[str]:
+    paper = row["paper"] or {}
+    return [f"{paper['top1']}" if "top1" in paper else "–",
+            f"{paper['top5']}" if "top5" in paper else "–"]
+
+
+def write(workdir: str) -> list[dict]:
+    rows = summarize(workdir)
+    has_paper = any(row["paper"] for row in rows)
+    columns = list(COLUMNS) + (["paper top-1 err %", "paper top-5 err %"] if has_paper else [])
+    table = [_cells(r) + (_paper_cells(r) if has_paper else []) for r in rows]
+
+    with open(os.path.join(workdir, "results.md"), "w") as f:
+        f.write("| " + " | ".join(columns) + " |\n")
+        f.write("|" + "|".join("---" if i == 0 else "---:" for i in range(len(columns))) + "|\n")
+        for cells in table:
+            f.write("| " + " | ".join(cells) + " |\n")
+        f.write("\nErrors of the EMA weights on the evaluation split, mean ± std over seeds. "
+                "Δ top-1: difference to the baseline in points, 95% Welch interval.\n")
+
+    with open(os.path.join(workdir, "results.csv"), "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["variant", "params", "macs", "top1_err_mean", "top1_err_std", "n",
+                         "top5_err_mean", "top5_err_std", "delta_top1", "delta_low",
+                         "delta_high", "images_per_s", "status", "paper_top1_err",
+                         "paper_top5_err"])
+        for r in rows:
+            delta = r["delta"] or (math.nan, math.nan, math.nan)
+            paper = r["paper"] or {}
+            writer.writerow([r["variant"], r["params"], r["macs"], r["top1"][0], r["top1"][1],
+                             r["top1"][2], r["top5"][0], r["top5"][1], *delta,
+                             r["images_per_s"], r["status"], paper.get("top1", ""),
+                             paper.get("top5", "")])
+
+    def tex(text: str) -> str:
+        return (text.replace("\\", r"\textbackslash{}").replace("_", r"\_").replace("%", r"\%")
+                .replace("&", r"\&").replace("#", r"\#").replace("±", r"$\pm$")
+                .replace("Δ", r"$\Delta$").replace("–", "--"))
+    with open(os.path.join(workdir, "results.tex"), "w") as f:
+        f.write("\\begin{tabular}{l" + "r" * (len(columns) - 1) + "}\n\\toprule\n")
+        f.write(" & ".join(tex(c) for c in columns) + " \\\\\n\\midrule\n")
+        for cells in table:
+            f.write(" & ".join(tex(c) for c in cells) + " \\\\\n")
+        f.write("\\bottomrule\n\\end{tabular}\n")
+
+    _plots(workdir, rows)
+    return rows
+
+
+def _plots(workdir: str, rows: list[dict]) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for r in rows:
+        mean, std, n = r["top1"]
+        if n:
+            ax.errorbar(r["macs"] / 1e9, mean, yerr=0 if math.isnan(std) else std, fmt="o",
+                        capsize=3, label=r["variant"])
+    ax.set_xlabel("multiply-adds per image (G)")
+    ax.set_ylabel("top-1 error (%), EMA weights")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(os.path.join(workdir, "accuracy_vs_macs.png"), dpi=120)
+    plt.close(fig)
+
+    data = collect(workdir)
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for name, entry in data["variants"].items():
+        curves = [dict(r["curve"]) for r in entry["runs"] if r["curve"]]
+        if not curves:
+            continue
+        steps = sorted(set.intersection(*(set(c) for c in curves)))
+        ax.plot(steps, [np.mean([c[s] for c in curves]) for s in steps], label=name)
+    ax.set_xlabel("step")
+    ax.set_ylabel("training loss (mean over seeds)")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(os.path.join(workdir, "training_curves.png"), dpi=120)
+    plt.close(fig)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m inception_flax.report",
+        description="Tables (Markdown, LaTeX, CSV) and plots of a sweep's results.")
+    parser.add_argument("workdir", help="the sweep's --workdir (it holds sweep.json)")
+    args = parser.parse_args(argv)
+    if not os.path.exists(os.path.join(args.workdir, "sweep.json")):
+        print(f"error: {args.workdir} holds no sweep.json; give the --workdir of a sweep.",
+              file=sys.stderr)
+        return 2
+    write(args.workdir)
+    with open(os.path.join(args.workdir, "results.md")) as f:
+        print(f.read())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,209 @@
+"""Sweeps and reports: expansion, fixed cost, failures, shards, resume after a kill, the
+report's statistics against a hand computation, and the built-in experiments' dry runs."""
+
+import json
+import math
+import os
+import shutil
+import signal
+import subprocess
+import sys
+
+import pytest
+
+from experiments import factorization, grid_reduction, paper_table3, quickstart, receptive_field
+from inception_flax import cost, report, sweep
+from tests.scripts.tiny import tiny_config
+from tests.test_train import ROOT, env, needs_fashion_mnist, wait_for
+
+
+def sweep_config(**options):
+    config = tiny_config()
+    config.sweep = quickstart.get_config().sweep
+    config.sweep.update(options)
+    return config
+
+
+def test_product_zip_and_seeds():
+    config = sweep_config(seeds=(0, 1), axes=[
+        {"a": {}, "b": {"model.module_35": "double_3x3"}},
+        {"x": {}, "y": {"label_smoothing": 0.0}, "z": {"model.module_17_n": 5}}],
+        baseline="a+x")
+    runs = sweep.expand(config)
+    assert [r.name for r in runs[:3]] == ["a+x/seed0", "a+x/seed1", "a+y/seed0"]
+    assert len(runs) == 2 * 3 * 2 and [r.index for r in runs] == list(range(12))
+    b_z = [r for r in runs if r.variant == "b+z"][0].config
+    assert b_z.model.module_35 == "double_3x3" and b_z.model.module_17_n == 5
+    assert [r.config.seed for r in runs[:2]] == [0, 1]
+
+    config.sweep.combine = "zip"
+    with pytest.raises(ValueError, match="axes of one length"):
+        sweep.expand(config)
+    config.sweep.axes = [{"a": {}, "b": {"model.module_35": "double_3x3"}},
+                         {"x": {}, "y": {"label_smoothing": 0.0}}]
+    config.sweep.baseline = "a+x"
+    assert sorted({r.variant for r in sweep.expand(config)}) == ["a+x", "b+y"]
+
+
+def test_bad_sweeps_say_what_is_wrong():
+    with pytest.raises(ValueError, match="names no config field"):
+        sweep.expand(sweep_config(axes=[{"a": {"model.width": 2}}], baseline="a"))
+    with pytest.raises(ValueError, match="is not a variant"):
+        sweep.expand(sweep_config(baseline="nope"))
+    with pytest.raises(ValueError, match="i/n"):
+        sweep.shard_of([], "3/2")
+
+
+def test_fixed_cost_matches_the_baseline():
+    config = sweep_config(fixed_cost=True, baseline="base", axes=[{
+        "base": {}, "full_7x7": {"model.module_17": "full"},
+        "cheap_stem": {"model.stem": "7x7"}}])
+    runs = sweep.expand(config)
+    target = cost.cost(runs[0].model_config(), 75).total.macs
+    for run in runs:
+        assert abs(sweep.run_costs(run).macs - target) <= 0.01 * target
+    assert runs[1].config.model.depth_multiplier < 0.1 < runs[2].config.model.depth_multiplier
+
+
+def fake_train(calls, fail=()):
+    def train_fn(config, workdir):
+        calls.append(workdir)
+        if any(name in workdir for name in fail):
+            raise RuntimeError("injected failure")
+        os.makedirs(workdir, exist_ok=True)
+        record = {"status": "done", "ema_top1": 0.9, "ema_top5": 0.99, "params": 1,
+                  "macs": 2, "images_per_s": 100.0}
+        with open(os.path.join(workdir, "final.json"), "w") as f:
+            json.dump(record, f)
+        return record
+    return train_fn
+
+
+def test_a_failure_leaves_the_others_and_is_marked(tmp_path):
+    config = sweep_config(seeds=(0, 1))
+    calls = []
+    failed = sweep.run_sweep(config, str(tmp_path), train_fn=fake_train(calls, ["double_3x3/seed1"]))
+    assert failed == 1 and len(calls) == 4
+    final = json.load(open(tmp_path / "double_3x3" / "seed1" / "final.json"))
+    assert final["status"] == "failed" and "injected failure" in final["error"]
+    rows = {r["variant"]: r for r in report.write(str(tmp_path))}
+    assert rows["double_3x3"]["status"] == "1 done, 1 failed"
+    assert "1 failed" in (tmp_path / "results.md").read_text()
+    # Finished runs (done or failed) are not run again.
+    again = []
+    assert sweep.run_sweep(config, str(tmp_path), train_fn=fake_train(again)) == 1
+    assert again == []
+
+
+def test_two_shards_run_every_run_once(tmp_path):
+    config = sweep_config(seeds=(0, 1, 2))
+    first, second = [], []
+    sweep.run_sweep(config, str(tmp_path), shard="0/2", train_fn=fake_train(first))
+    sweep.run_sweep(config, str(tmp_path), shard="1/2", train_fn=fake_train(second))
+    runs = [os.path.join(str(tmp_path), r.name) for r in sweep.expand(config)]
+    assert sorted(first + second) == sorted(runs) and not set(first) & set(second)
+    os.environ["SLURM_ARRAY_TASK_ID"], os.environ["SLURM_ARRAY_TASK_COUNT"] = "1", "2"
+    try:
+        assert [r.index for r in sweep.shard_of(sweep.expand(config), None)] == [1, 3, 5]
+    finally:
+        del os.environ["SLURM_ARRAY_TASK_ID"], os.environ["SLURM_ARRAY_TASK_COUNT"]
+
+
+def write_made_up(workdir, results):
+    runs = []
+    for variant, accuracies in results.items():
+        for seed, accuracy in enumerate(accuracies):
+            run_dir = os.path.join(workdir, variant, f"seed{seed}")
+            runs.append({"variant": variant, "seed": seed, "dir": f"{variant}/seed{seed}",
+                         "params": 10, "macs": 20})
+            if accuracy is None:
+                continue
+            os.makedirs(run_dir)
+            with open(os.path.join(run_dir, "final.json"), "w") as f:
+                json.dump({"status": "done", "ema_top1": accuracy, "ema_top5": 0.99,
+                           "params": 10, "macs": 20, "images_per_s": 50.0}, f)
+    with open(os.path.join(workdir, "sweep.json"), "w") as f:
+        json.dump({"sweep": {"baseline": "base", "paper": {"base": {"top1": 21.2}}},
+                   "runs": runs}, f)
+
+
+def test_report_statistics_by_hand(tmp_path):
+    # Top-1 errors (%): base 10, 12, 14 (mean 12, std 2); new 7, 9, 11 (mean 9, std 2).
+    write_made_up(str(tmp_path), {"base": [0.90, 0.88, 0.86], "new": [0.93, 0.91, 0.89],
+                                  "partial": [0.95, None, None]})
+    rows = {r["variant"]: r for r in report.write(str(tmp_path))}
+    mean, std, n = rows["new"]["top1"]
+    assert (round(mean, 9), round(std, 9), n) == (9.0, 2.0, 3)
+    # Welch with equal variances and n = 3 each: se = sqrt(4/3 + 4/3), 4 degrees of freedom,
+    # t(0.975, 4) = 2.776445 (tables).
+    diff, low, high = rows["new"]["delta"]
+    half = 2.776445 * math.sqrt(8 / 3)
+    assert diff == pytest.approx(-3.0)
+    assert (low, high) == pytest.approx((-3.0 - half, -3.0 + half), abs=1e-5)
+    assert rows["partial"]["status"] == "1 done, 2 not run"
+    assert math.isnan(rows["partial"]["top1"][1])  # one seed: no spread
+    markdown = (tmp_path / "results.md").read_text()
+    assert "9.00 ± 2.00 (n=3)" in markdown and "-3.00 [" in markdown and "21.2" in markdown
+    csv_lines = (tmp_path / "results.csv").read_text().splitlines()
+    assert len(csv_lines) == 4 and csv_lines[0].startswith("variant,params,macs")
+    assert (tmp_path / "accuracy_vs_macs.png").stat().st_size > 1000
+    if shutil.which("pdflatex") is None:
+        pytest.skip("pdflatex is not installed; the LaTeX table was not compiled")
+    document = ("\\documentclass{article}\\usepackage{booktabs}\\begin{document}"
+                + (tmp_path / "results.tex").read_text() + "\\end{document}")
+    (tmp_path / "doc.tex").write_text(document)
+    result = subprocess.run(["pdflatex", "-interaction=nonstopmode", "doc.tex"],
+                            cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout[-2000:]
+
+
+EXPERIMENTS = [quickstart, factorization, grid_reduction, receptive_field, paper_table3]
+
+
+@pytest.mark.parametrize("experiment", EXPERIMENTS, ids=lambda m: m.__name__.split(".")[-1])
+def test_dry_run_costs_agree_with_the_cost_cli(experiment, capsys):
+    runs = sweep.expand(experiment.get_config())
+    listing = sweep.dry_run(runs).splitlines()[1:]
+    for run, line in zip(runs, listing):
+        model = run.model_config()
+        sets = [f"--set={field}={getattr(model, field)}" for field in (
+            "num_classes", "depth_multiplier", "stem", "receptive_field", "module_35",
+            "module_17", "module_17_n", "module_8", "factorization_activation",
+            "grid_reduction", "aux_head")]
+        assert cost.main(["--image-size", str(run.config.image_size), "--format", "json",
+                          *sets]) == 0
+        total = json.loads(capsys.readouterr().out)["total"]
+        assert line.split()[0] == run.name
+        assert int(line.split()[2].replace(",", "")) == total["macs"]
+        assert int(line.split()[1].replace(",", "")) == total["params"]
+
+
+def test_imagenet_flag_switches_the_data():
+    config = factorization.get_config("imagenet")
+    assert config.dataset == "imagenet2012" and config.image_size == 299
+    with pytest.raises(ValueError, match="imagenet"):
+        factorization.get_config("cifar")
+
+
+@needs_fashion_mnist
+def test_killed_sweep_resumes(tmp_path):
+    workdir = str(tmp_path / "sweep")
+    command = [sys.executable, os.path.join(ROOT, "run_experiment.py"), "--config",
+               os.path.join(ROOT, "tests", "scripts", "tiny_sweep.py"), "--workdir", workdir]
+    process = subprocess.Popen(command, env=env(), stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True, cwd=ROOT)
+    wait_for(process, "[2/2] linear/seed0: starting")
+    wait_for(process, "checkpoint saved at step 4")
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=60)
+    first = json.load(open(os.path.join(workdir, "relu", "seed0", "final.json")))
+    result = subprocess.run(command, env=env(), capture_output=True, text=True, cwd=ROOT,
+                            timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "relu/seed0: done already, skipped" in result.stdout
+    assert "linear/seed0: resuming" in result.stdout
+    assert "step 6/6" in result.stdout and "step 2/6" not in result.stdout
+    # The finished run was not touched; the table has both.
+    assert json.load(open(os.path.join(workdir, "relu", "seed0", "final.json"))) == first
+    table = open(os.path.join(workdir, "results.md")).read()
+    assert "| relu |" in table and "| linear |" in table and "1 done" in table

@@ -190,7 +190,8 @@ def _plots(workdir: str, rows: list[dict]) -> None:
                         capsize=3, label=r["variant"])
     ax.set_xlabel("multiply-adds per image (G)")
     ax.set_ylabel("top-1 error (%), EMA weights")
-    ax.legend(fontsize=7)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(os.path.join(workdir, "accuracy_vs_macs.png"), dpi=120)
     plt.close(fig)
@@ -205,7 +206,8 @@ def _plots(workdir: str, rows: list[dict]) -> None:
         ax.plot(steps, [np.mean([c[s] for c in curves]) for s in steps], label=name)
     ax.set_xlabel("step")
     ax.set_ylabel("training loss (mean over seeds)")
-    ax.legend(fontsize=7)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(os.path.join(workdir, "training_curves.png"), dpi=120)
     plt.close(fig)

@@ -184,8 +184,10 @@ def run_sweep(config: ml_collections.ConfigDict, workdir: str, shard: str | None
                   flush=True)
             bad += status != "done"
             continue
+        checkpoints = os.path.join(run_dir, "checkpoints")
+        resuming = os.path.isdir(checkpoints) and any(n.isdigit() for n in os.listdir(checkpoints))
         print(f"[{position + 1}/{len(mine)}] {run.name}: "
-              f"{'resuming' if status else 'starting'}", flush=True)
+              f"{'resuming' if resuming else 'starting'}", flush=True)
         try:
             record = train_fn(run.config, run_dir)
             status = record["status"]

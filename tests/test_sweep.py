@@ -58,11 +58,12 @@ def test_fixed_cost_matches_the_baseline():
     config = sweep_config(fixed_cost=True, baseline="base", axes=[{
         "base": {}, "full_7x7": {"model.module_17": "full"},
         "cheap_stem": {"model.stem": "7x7"}}])
+    config.model.depth_multiplier = 0.5  # wide enough that min_depth floors no layer
     runs = sweep.expand(config)
     target = cost.cost(runs[0].model_config(), 75).total.macs
     for run in runs:
         assert abs(sweep.run_costs(run).macs - target) <= 0.01 * target
-    assert runs[1].config.model.depth_multiplier < 0.1 < runs[2].config.model.depth_multiplier
+    assert runs[1].config.model.depth_multiplier < 0.5 < runs[2].config.model.depth_multiplier
 
 
 def fake_train(calls, fail=()):

@@ -69,8 +69,8 @@ def collect(workdir: str) -> dict:
     return {"plan": plan, "variants": variants}
 
 
-def summarize(workdir: str) -> list[dict]:
-    data = collect(workdir)
+def summarize(workdir: str, data: dict | None = None) -> list[dict]:
+    data = data or collect(workdir)
     sweep = data["plan"]["sweep"]
     names = list(data["variants"])
     baseline = sweep.get("baseline") or names[0]
@@ -121,7 +121,8 @@ def _delta(delta, latex=False) -> str:
 
 
 def _cells(row, latex=False) -> list[str]:
-    cells = [row["variant"], f"{row['params'] / 1e6:.2f} M", f"{row['macs'] / 1e9:.3f} G",
+    macs = f"{row['macs'] / 1e9:.3f} G" if row["macs"] >= 1e9 else f"{row['macs'] / 1e6:.2f} M"
+    cells = [row["variant"], f"{row['params'] / 1e6:.2f} M", macs,
              _pm(row["top1"], latex=latex), _pm(row["top5"], latex=latex),
              _delta(row["delta"], latex), f"{row['images_per_s']:.0f}"
              if not math.isnan(row["images_per_s"]) else "–", row["status"]]
@@ -135,7 +136,8 @@ def _paper_cells(row) -> list[str]:
 
 
 def write(workdir: str) -> list[dict]:
-    rows = summarize(workdir)
+    data = collect(workdir)
+    rows = summarize(workdir, data)
     has_paper = any(row["paper"] for row in rows)
     columns = list(COLUMNS) + (["paper top-1 err %", "paper top-5 err %"] if has_paper else [])
     table = [_cells(r) + (_paper_cells(r) if has_paper else []) for r in rows]
@@ -173,14 +175,23 @@ def write(workdir: str) -> list[dict]:
             f.write(" & ".join(tex(c) for c in cells) + " \\\\\n")
         f.write("\\bottomrule\n\\end{tabular}\n")
 
-    _plots(workdir, rows)
+    _plots(workdir, rows, data)
     return rows
 
 
-def _plots(workdir: str, rows: list[dict]) -> None:
+def _plots(workdir: str, rows: list[dict], data: dict) -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    def save(fig, ax, xlabel, ylabel, name):
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7)
+        fig.tight_layout()
+        fig.savefig(os.path.join(workdir, name), dpi=120)
+        plt.close(fig)
 
     fig, ax = plt.subplots(figsize=(6, 4))
     for r in rows:
@@ -188,29 +199,16 @@ def _plots(workdir: str, rows: list[dict]) -> None:
         if n:
             ax.errorbar(r["macs"] / 1e9, mean, yerr=0 if math.isnan(std) else std, fmt="o",
                         capsize=3, label=r["variant"])
-    ax.set_xlabel("multiply-adds per image (G)")
-    ax.set_ylabel("top-1 error (%), EMA weights")
-    if ax.get_legend_handles_labels()[0]:
-        ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(os.path.join(workdir, "accuracy_vs_macs.png"), dpi=120)
-    plt.close(fig)
+    save(fig, ax, "multiply-adds per image (G)", "top-1 error (%), EMA weights",
+         "accuracy_vs_macs.png")
 
-    data = collect(workdir)
     fig, ax = plt.subplots(figsize=(6, 4))
     for name, entry in data["variants"].items():
         curves = [dict(r["curve"]) for r in entry["runs"] if r["curve"]]
-        if not curves:
-            continue
-        steps = sorted(set.intersection(*(set(c) for c in curves)))
-        ax.plot(steps, [np.mean([c[s] for c in curves]) for s in steps], label=name)
-    ax.set_xlabel("step")
-    ax.set_ylabel("training loss (mean over seeds)")
-    if ax.get_legend_handles_labels()[0]:
-        ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(os.path.join(workdir, "training_curves.png"), dpi=120)
-    plt.close(fig)
+        if curves:
+            steps = sorted(set.intersection(*(set(c) for c in curves)))
+            ax.plot(steps, [np.mean([c[s] for c in curves]) for s in steps], label=name)
+    save(fig, ax, "step", "training loss (mean over seeds)", "training_curves.png")
 
 
 def main(argv=None) -> int:

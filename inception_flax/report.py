@@ -93,7 +93,7 @@ def summarize(workdir: str, data: dict | None = None) -> list[dict]:
                "top1": mean_std(top1), "top5": mean_std(top5),
                "images_per_s": mean_std([f["images_per_s"] for f in done])[0],
                "status": ", ".join(f"{statuses.count(s)} {s}" for s in dict.fromkeys(statuses)),
-               "delta": None, "paper": paper.get(name)}
+               "delta": None, "baseline": name == baseline, "paper": paper.get(name)}
         base = errors(data["variants"][baseline], "ema_top1") if baseline in data["variants"] \
             else []
         if name != baseline and top1 and base:
@@ -102,29 +102,30 @@ def summarize(workdir: str, data: dict | None = None) -> list[dict]:
     return rows
 
 
-def _pm(value: tuple, digits=2, latex=False) -> str:
+def _pm(value: tuple, digits=2) -> str:
     mean, std, n = value
     if n == 0:
         return "–"
-    pm = r"$\pm$" if latex else "±"
-    spread = f" {pm} {std:.{digits}f}" if not math.isnan(std) else ""
+    spread = f" ± {std:.{digits}f}" if not math.isnan(std) else ""
     return f"{mean:.{digits}f}{spread} (n={n})"
 
 
-def _delta(delta, latex=False) -> str:
-    if delta is None:
-        return "baseline" if delta is None else ""
-    diff, low, high = delta
+def _delta(row) -> str:
+    if row["baseline"]:
+        return "baseline"
+    if row["delta"] is None:
+        return "–"
+    diff, low, high = row["delta"]
     if math.isnan(low):
         return f"{diff:+.2f} (n/a)"
     return f"{diff:+.2f} [{low:+.2f}, {high:+.2f}]"
 
 
-def _cells(row, latex=False) -> list[str]:
+def _cells(row) -> list[str]:
     macs = f"{row['macs'] / 1e9:.3f} G" if row["macs"] >= 1e9 else f"{row['macs'] / 1e6:.2f} M"
     cells = [row["variant"], f"{row['params'] / 1e6:.2f} M", macs,
-             _pm(row["top1"], latex=latex), _pm(row["top5"], latex=latex),
-             _delta(row["delta"], latex), f"{row['images_per_s']:.0f}"
+             _pm(row["top1"]), _pm(row["top5"]),
+             _delta(row), f"{row['images_per_s']:.0f}"
              if not math.isnan(row["images_per_s"]) else "–", row["status"]]
     return cells
 

@@ -11,7 +11,7 @@ import jax
 import numpy as np
 
 
-def _format_seconds(seconds: float) -> str:
+def format_seconds(seconds: float) -> str:
     seconds = int(max(seconds, 0))
     hours, rest = divmod(seconds, 3600)
     return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
@@ -81,7 +81,7 @@ class Reporter:
                                                                         1e-9)
             print(f"step {step}/{self.total_steps} | loss {record['loss']:.4f} | "
                   f"train acc {record['accuracy']:.3f} | lr {record['learning_rate']:.4g} | "
-                  f"{images_per_s:.0f} img/s | ETA {_format_seconds(eta)}", flush=True)
+                  f"{images_per_s:.0f} img/s | ETA {format_seconds(eta)}", flush=True)
         return record
 
     def log_eval(self, step: int, results: dict) -> None:

@@ -191,7 +191,7 @@ def run_sweep(config: ml_collections.ConfigDict, workdir: str, shard: str | None
         try:
             record = train_fn(run.config, run_dir)
             status = record["status"]
-        except Exception as error:  # noqa: BLE001: one failed run must not stop the others
+        except Exception as error:  # noqa: BLE001 (one failed run must not stop the others)
             status = "diverged" if type(error).__name__ == "Diverged" else "failed"
             if status == "failed":
                 os.makedirs(run_dir, exist_ok=True)
@@ -209,7 +209,7 @@ def run_sweep(config: ml_collections.ConfigDict, workdir: str, shard: str | None
         counts = _counts(workdir, runs)
         print(f"{run.name}: {status}. sweep: {counts['done']} done, {counts['failed']} failed, "
               f"{counts['left']} left; this shard's ETA "
-              f"{reporting._format_seconds(elapsed / finished_here * left)}", flush=True)
+              f"{reporting.format_seconds(elapsed / finished_here * left)}", flush=True)
     return bad
 
 

@@ -128,19 +128,21 @@ class InceptionConfig:
 
     def replace(self, **overrides) -> "InceptionConfig":
         """A copy with some fields changed; unknown field names raise a ValueError."""
+        self._check_names(overrides)
+        return dataclasses.replace(self, **overrides)
+
+    def _check_names(self, fields) -> None:
         names = {f.name for f in dataclasses.fields(self)}
-        unknown = sorted(set(overrides) - names)
+        unknown = sorted(set(fields) - names)
         if unknown:
             raise ValueError(
                 f"unknown InceptionConfig field(s) {', '.join(unknown)}; "
                 f"valid fields: {', '.join(sorted(names))}.")
-        return dataclasses.replace(self, **overrides)
 
     def coerce(self, field: str, text: str):
         """Parses `text` (from a command line) into the type of `field`."""
-        current = getattr(self, field, None)
-        if field not in {f.name for f in dataclasses.fields(self)}:
-            self.replace(**{field: None})  # raises the unknown-field error
+        self._check_names([field])
+        current = getattr(self, field)
         if isinstance(current, bool):
             return text.lower() in ("1", "true", "yes")
         if isinstance(current, int) and not isinstance(current, bool):

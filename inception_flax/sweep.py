@@ -43,8 +43,11 @@ class Run:
         return f"{self.variant}/seed{self.seed}"
 
     def model_config(self) -> InceptionConfig:
-        fields = self.config.model.to_dict()
-        return InceptionConfig(**fields)
+        return model_of(self.config)
+
+
+def model_of(config: ml_collections.ConfigDict) -> InceptionConfig:
+    return InceptionConfig(**config.model.to_dict())
 
 
 def is_sweep(config: ml_collections.ConfigDict) -> bool:
@@ -105,11 +108,10 @@ def expand(config: ml_collections.ConfigDict) -> list[Run]:
         configs[name] = variant
     if sweep.fixed_cost:
         target = configs[baseline]
-        target_macs = cost.cost(InceptionConfig(**target.model.to_dict()),
-                                target.image_size).total.macs
+        target_macs = cost.cost(model_of(target), target.image_size).total.macs
         for name, variant in configs.items():
-            model = InceptionConfig(**variant.model.to_dict())
-            solved = cost.solve_depth_multiplier(model, variant.image_size, target_macs)
+            solved = cost.solve_depth_multiplier(model_of(variant), variant.image_size,
+                                                 target_macs)
             variant.model.depth_multiplier = float(round(solved.depth_multiplier, 6))
     for name in names:
         for seed in sweep.seeds:
@@ -159,10 +161,12 @@ def status_of(workdir: str, run: Run) -> str | None:
 
 def write_plan(workdir: str, config: ml_collections.ConfigDict, runs: list[Run]) -> None:
     os.makedirs(workdir, exist_ok=True)
-    plan = {"sweep": config.sweep.to_dict(),
-            "runs": [{"variant": r.variant, "seed": r.seed, "dir": r.name,
-                      "params": run_costs(r).params, "macs": run_costs(r).macs}
-                     for r in runs]}
+    planned = []
+    for r in runs:
+        total = run_costs(r)
+        planned.append({"variant": r.variant, "seed": r.seed, "dir": r.name,
+                        "params": total.params, "macs": total.macs})
+    plan = {"sweep": config.sweep.to_dict(), "runs": planned}
     reporting.write_json_atomically(os.path.join(workdir, "sweep.json"), plan)
 
 

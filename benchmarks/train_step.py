@@ -1,14 +1,23 @@
-"""Our train and inference steps against keras.applications.InceptionV3 on the same JAX backend.
+"""Our train and inference steps against keras.applications.InceptionV3 on the same JAX backend
+(and torchvision's Inception-v3 in its own process, where PyTorch is installed).
 
     uv run python benchmarks/train_step.py [--sizes 8x299x1000,32x75x10] [--rounds 5]
-        [--steps 3] [--json results.json]
+        [--steps 3] [--dtype float32] [--lowering auto] [--no-memory]
+        [--torch-python PATH] [--json results.json]
 
-Both are measured in this one process, interleaved round by round so that machine noise falls
-on both; each figure is the median over rounds of images/s. Our train step is the real one
-(`train.make_steps`: forward, backward, RMSProp with clipping and weight decay, EMA), on a
-one-device mesh; Keras's is `model.train_on_batch` with RMSprop. First-step times include
-compilation. "Matmul fraction" is the train step's model FLOPs (3 × 2 × multiply-adds per image)
-per second over the float32 matmul throughput measured here. Prints a Markdown table of ratios.
+Ours and Keras are measured in this one process, interleaved round by round so that machine
+noise falls on both; each figure is the median over rounds of images/s, and "spread" is
+(max - min) / median over the rounds. Our train step is the real one (`train.make_steps`:
+forward, backward, L2 decay, clipping, RMSProp, EMA of weights and batch statistics), on a
+one-device mesh; Keras's is `model.train_on_batch` with RMSprop and clipping (no EMA).
+First-step times include tracing and compilation (a cold cache: this process sets no
+persistent compilation cache). Peak memory is measured in a child process per contender that
+builds it and runs a few steps: the peak resident set on a CPU, the device's peak bytes in use
+on an accelerator. "Matmul fraction" is the train step's model FLOPs (3 × 2 × multiply-adds per
+image) per second over the matmul throughput measured here in the compute dtype; on a device
+whose peak is listed in `PEAK_TFLOPS` the model FLOP utilisation against that peak is printed
+too. `--torch-python` runs `benchmarks/torchvision_step.py` with that interpreter, after ours
+and Keras, with the same rounds and steps. Prints Markdown tables of ratios.
 """
 
 from __future__ import annotations
@@ -16,11 +25,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
+import subprocess
 import sys
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, ".."))
 
 os.environ.setdefault("KERAS_BACKEND", "jax")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -34,9 +46,20 @@ from configs import fashion_mnist  # noqa: E402
 from configs.imagenet_inception_v3 import model_fields  # noqa: E402
 from inception_flax import cost, models, optim, train  # noqa: E402
 
+# Dense peak TFLOP/s by device kind and compute dtype (vendor data sheets, SXM parts;
+# float32 is the non-tensor-core rate).
+PEAK_TFLOPS = {
+    "NVIDIA H100 80GB HBM3": {"bfloat16": 989.0, "float32": 67.0},
+    "NVIDIA H200": {"bfloat16": 989.0, "float32": 67.0},
+    "NVIDIA A100-SXM4-80GB": {"bfloat16": 312.0, "float32": 19.5},
+    "NVIDIA A100-SXM4-40GB": {"bfloat16": 312.0, "float32": 19.5},
+}
 
-def matmul_gflops(n: int = 2048, repeats: int = 5) -> float:
-    a = jnp.ones((n, n), jnp.float32)
+
+def matmul_gflops(dtype: str, n: int = 2048, repeats: int = 5) -> float:
+    if jax.default_backend() != "cpu":
+        n = 8192
+    a = jnp.ones((n, n), dtype)
     f = jax.jit(lambda a: a @ a)
     f(a).block_until_ready()
     best = min(_timed(lambda: f(a).block_until_ready()) for _ in range(repeats))
@@ -50,12 +73,12 @@ def _timed(fn) -> float:
 
 
 class Ours:
-    def __init__(self, batch, size, classes, dtype="float32"):
+    def __init__(self, batch, size, classes, dtype="float32", lowering="auto"):
         config = fashion_mnist.get_config()
         config.image_size, config.global_batch_size = size, batch
         aux = "bn" if size >= 107 else "none"
-        config.model = model_fields(
-            "inception_v3", num_classes=classes, aux_head=aux, dtype=dtype)
+        config.model = model_fields("inception_v3", num_classes=classes, aux_head=aux,
+                                    dtype=dtype, lowering=lowering)
         self.model_config = train.model_config(config)
         model = models.Inception(self.model_config)
         mesh = Mesh(np.array(jax.devices()[:1]), (train.AXIS,))
@@ -82,8 +105,10 @@ class Ours:
 
 
 class Keras:
-    def __init__(self, batch, size, classes):
+    def __init__(self, batch, size, classes, dtype="float32", lowering=None):
         import keras
+        if dtype == "bfloat16":
+            keras.config.set_dtype_policy("mixed_bfloat16")
         self.model = keras.applications.InceptionV3(
             weights=None, input_shape=(size, size, 3), classes=classes,
             classifier_activation=None)
@@ -101,28 +126,121 @@ class Keras:
         self.model.predict_on_batch(self.x)
 
 
-def measure(batch, size, classes, rounds, steps, peak_gflops):
+CONTENDERS = {"ours": Ours, "keras": Keras}
+
+
+def peak_memory(name: str, spec: str, dtype: str, lowering: str) -> dict:
+    """Runs `--child` in a fresh process: the contender alone, built and stepped 3 times."""
+    out = subprocess.run([sys.executable, __file__, "--child", name, "--sizes", spec,
+                          "--dtype", dtype, "--lowering", lowering],
+                         check=True, capture_output=True, text=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def child(name: str, spec: str, dtype: str, lowering: str) -> None:
+    contender = CONTENDERS[name](*(int(v) for v in spec.split("x")), dtype, lowering)
+    for _ in range(3):
+        contender.train()
+    contender.inference()
+    stats = jax.devices()[0].memory_stats() or {}
+    print(json.dumps({"peak_rss_bytes": peak_rss_bytes(),
+                      "device_peak_bytes": stats.get("peak_bytes_in_use")}))
+
+
+def peak_rss_bytes() -> int:
+    """This process's peak resident set: VmHWM, which (unlike getrusage's ru_maxrss, which a
+    child inherits from the process that forked it) starts afresh at exec."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * (1 if sys.platform == "darwin"
+                                                                  else 1024)
+
+
+def measure(batch, size, classes, args, peak_gflops):
     result = {"batch": batch, "size": size, "classes": classes}
     contenders = {}
-    for name, make in (("ours", Ours), ("keras", Keras)):
+    for name, make in CONTENDERS.items():
         built = time.perf_counter()
-        contender = make(batch, size, classes)
-        result[f"{name}_first_train_step_s"] = _timed(contender.train)
+        contender = make(batch, size, classes, args.dtype, args.lowering)
         result[f"{name}_build_s"] = time.perf_counter() - built
+        result[f"{name}_first_train_step_s"] = _timed(contender.train)
         result[f"{name}_first_inference_s"] = _timed(contender.inference)
         contenders[name] = contender
     samples = {f"{n}_{kind}": [] for n in contenders for kind in ("train", "inference")}
-    for _ in range(rounds):  # interleaved: noise falls on both
+    for _ in range(args.rounds):  # interleaved: noise falls on both
         for name, contender in contenders.items():
             for kind in ("train", "inference"):
-                seconds = _timed(lambda: [getattr(contender, kind)() for _ in range(steps)])
-                samples[f"{name}_{kind}"].append(batch * steps / seconds)
+                seconds = _timed(lambda: [getattr(contender, kind)() for _ in range(args.steps)])
+                samples[f"{name}_{kind}"].append(batch * args.steps / seconds)
     for key, values in samples.items():
         result[f"{key}_images_per_s"] = statistics.median(values)
         result[f"{key}_spread"] = (max(values) - min(values)) / statistics.median(values)
     flops = 3 * 2 * contenders["ours"].macs * result["ours_train_images_per_s"]
+    result["ours_train_tflops"] = flops / 1e12
     result["ours_train_matmul_fraction"] = flops / 1e9 / peak_gflops
+    device_peak = PEAK_TFLOPS.get(jax.devices()[0].device_kind, {}).get(args.dtype)
+    if device_peak:
+        result["ours_train_mfu"] = flops / 1e12 / device_peak
+    del contenders
+    if args.memory:
+        for name in CONTENDERS:
+            memory = peak_memory(name, f"{batch}x{size}x{classes}", args.dtype, args.lowering)
+            result[f"{name}_peak_rss_bytes"] = memory["peak_rss_bytes"]
+            result[f"{name}_device_peak_bytes"] = memory["device_peak_bytes"]
     return result
+
+
+def torchvision_results(python: str, args) -> dict:
+    out = subprocess.run([python, os.path.join(HERE, "torchvision_step.py"), "--sizes",
+                          args.sizes, "--rounds", str(args.rounds), "--steps", str(args.steps)],
+                         check=True, capture_output=True, text=True)
+    rows = [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
+    return {(r["batch"], r["size"], r["classes"]): r for r in rows}
+
+
+def table(results) -> str:
+    ratio = lambda r, a, b: r[a] / r[b]  # noqa: E731
+    lines = ["| batch × size × classes | train img/s ours / Keras (ratio) | inference img/s "
+             "ours / Keras (ratio) | first train step s ours / Keras | spread ours / Keras "
+             "(train) | matmul fraction |", "|---|---|---|---|---|---|"]
+    for r in results:
+        lines.append(
+            f"| {r['batch']} × {r['size']} × {r['classes']} | "
+            f"{r['ours_train_images_per_s']:.1f} / {r['keras_train_images_per_s']:.1f} "
+            f"({ratio(r, 'ours_train_images_per_s', 'keras_train_images_per_s'):.2f}×) | "
+            f"{r['ours_inference_images_per_s']:.1f} / {r['keras_inference_images_per_s']:.1f} "
+            f"({ratio(r, 'ours_inference_images_per_s', 'keras_inference_images_per_s'):.2f}×)"
+            f" | {r['ours_first_train_step_s']:.1f} / {r['keras_first_train_step_s']:.1f} | "
+            f"{r['ours_train_spread']:.0%} / {r['keras_train_spread']:.0%} | "
+            f"{r['ours_train_matmul_fraction']:.2f}"
+            + (f" (MFU {r['ours_train_mfu']:.2f})" if "ours_train_mfu" in r else "") + " |")
+    if any("ours_peak_rss_bytes" in r for r in results):
+        lines += ["", "| batch × size × classes | peak memory ours / Keras |", "|---|---|"]
+        for r in results:
+            on_device = r["ours_device_peak_bytes"] is not None
+            key = "device_peak_bytes" if on_device else "peak_rss_bytes"
+            lines.append(f"| {r['batch']} × {r['size']} × {r['classes']} | "
+                         f"{r['ours_' + key] / 2**30:.2f} / {r['keras_' + key] / 2**30:.2f} GiB"
+                         f" ({'device' if on_device else 'process RSS'}) |")
+    if any("torchvision_train_images_per_s" in r for r in results):
+        lines += ["", "| batch × size × classes | train img/s ours / torchvision (ratio) | "
+                  "inference img/s ours / torchvision (ratio) | spread torchvision (train) |",
+                  "|---|---|---|---|"]
+        for r in results:
+            lines.append(
+                f"| {r['batch']} × {r['size']} × {r['classes']} | "
+                f"{r['ours_train_images_per_s']:.1f} / {r['torchvision_train_images_per_s']:.1f}"
+                f" ({ratio(r, 'ours_train_images_per_s', 'torchvision_train_images_per_s'):.2f}"
+                f"×) | {r['ours_inference_images_per_s']:.1f} / "
+                f"{r['torchvision_inference_images_per_s']:.1f} ("
+                f"{ratio(r, 'ours_inference_images_per_s', 'torchvision_inference_images_per_s'):.2f}"
+                f"×) | {r['torchvision_train_spread']:.0%} |")
+    return "\n".join(lines)
 
 
 def main():
@@ -131,27 +249,35 @@ def main():
                         help="BATCHxSIZExCLASSES, comma-separated")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--steps", type=int, default=3, help="steps per timed round")
+    parser.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"),
+                        help="compute dtype (parameters stay float32; Keras: mixed_bfloat16)")
+    parser.add_argument("--lowering", default="auto", choices=("auto", "xla", "matmul"),
+                        help="InceptionConfig.lowering of our model")
+    parser.add_argument("--no-memory", dest="memory", action="store_false",
+                        help="skip the peak-memory child processes")
+    parser.add_argument("--torch-python", default=None,
+                        help="a Python with torch and torchvision: also run torchvision")
     parser.add_argument("--json", default=None, help="also write the results here")
+    parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    peak = matmul_gflops()
-    results = [measure(*(int(v) for v in spec.split("x")), args.rounds, args.steps, peak)
+    if args.child:
+        return child(args.child, args.sizes, args.dtype, args.lowering)
+    peak = matmul_gflops(args.dtype)
+    results = [measure(*(int(v) for v in spec.split("x")), args, peak)
                for spec in args.sizes.split(",")]
-    print(f"device: {jax.devices()[0].device_kind}; float32 matmul: {peak:.0f} GFLOP/s\n")
-    print("| batch × size × classes | train img/s ours / Keras (ratio) | inference img/s "
-          "ours / Keras (ratio) | first train step s ours / Keras | matmul fraction |")
-    print("|---|---|---|---|---|")
-    for r in results:
-        print(f"| {r['batch']} × {r['size']} × {r['classes']} | "
-              f"{r['ours_train_images_per_s']:.1f} / {r['keras_train_images_per_s']:.1f} "
-              f"({r['ours_train_images_per_s'] / r['keras_train_images_per_s']:.2f}×) | "
-              f"{r['ours_inference_images_per_s']:.1f} / {r['keras_inference_images_per_s']:.1f} "
-              f"({r['ours_inference_images_per_s'] / r['keras_inference_images_per_s']:.2f}×) | "
-              f"{r['ours_first_train_step_s']:.1f} / {r['keras_first_train_step_s']:.1f} | "
-              f"{r['ours_train_matmul_fraction']:.2f} |")
+    if args.torch_python:
+        torch = torchvision_results(args.torch_python, args)
+        for r in results:
+            r.update(torch[(r["batch"], r["size"], r["classes"])])
+    device = jax.devices()[0].device_kind
+    print(f"device: {device}; {args.dtype} matmul: {peak:.0f} GFLOP/s; "
+          f"lowering: {args.lowering}\n")
+    print(table(results))
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"device": jax.devices()[0].device_kind, "matmul_gflops": peak,
-                       "results": results}, f, indent=1)
+            json.dump({"device": device, "dtype": args.dtype, "lowering": args.lowering,
+                       "matmul_gflops": peak, "date": time.strftime("%Y-%m-%d"),
+                       "command": " ".join(sys.argv), "results": results}, f, indent=1)
 
 
 if __name__ == "__main__":

@@ -190,11 +190,11 @@ class GridReduction(nn.Module):
         if mode == "fig10":
             return concat_branches(self, self.branches(2, "VALID"), x, train)
         if mode == "fig9_pool_first":
-            x = Pooling(Pool("MaxPool_0a_3x3", "max", (3, 3), 2, "VALID"),
+            x = Pooling(Pool("MaxPool_0a_3x3", "max", (3, 3), 2, "VALID"), self.config,
                         name="MaxPool_0a_3x3")(x)
         x = concat_branches(self, self.branches(1, "SAME"), x, train)
         if mode == "fig9_module_first":
-            x = Pooling(Pool("MaxPool_2a_3x3", "max", (3, 3), 2, "VALID"),
+            x = Pooling(Pool("MaxPool_2a_3x3", "max", (3, 3), 2, "VALID"), self.config,
                         name="MaxPool_2a_3x3")(x)
         return x
 

@@ -23,6 +23,7 @@ GridReduction = Literal["fig10", "fig9_pool_first", "fig9_module_first"]
 ReceptiveField = Literal[299, 151, 79]
 AuxHead = Literal["none", "plain", "bn"]
 DType = Literal["float32", "bfloat16", "float64"]
+Lowering = Literal["auto", "xla", "matmul"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,6 +38,11 @@ class InceptionConfig:
       dropout_rate: dropout before the classifier (TF-slim keeps 0.8, so 0.2).
       dtype: compute dtype of activations; parameters are created float32. "float64" (with
         `jax_enable_x64`) is for numerical checks, such as 8 devices against 1.
+      lowering: how convolutions and max pooling are handed to XLA; the network and its
+        gradients are the same. "xla": `lax.conv_general_dilated` and `lax.reduce_window`;
+        "matmul": im2col patches times the kernel, and max pooling's gradient by strided
+        slices (`inception_flax.ops`), much faster on XLA's CPU backend; "auto": "matmul" when
+        JAX's default backend is the CPU, "xla" on GPUs and TPUs.
       batch_norm_decay: moving-average decay of batch-norm statistics (TF-slim: 0.9997).
       batch_norm_epsilon: batch-norm epsilon (TF-slim and Keras: 1e-3).
       batch_norm_axis_name: in training, the mesh axis over which batch statistics are
@@ -86,6 +92,7 @@ class InceptionConfig:
     min_depth: int = 16
     dropout_rate: float = 0.2
     dtype: DType = "float32"
+    lowering: Lowering = "auto"
     batch_norm_decay: float = 0.9997
     batch_norm_epsilon: float = 1e-3
     batch_norm_axis_name: str | None = None

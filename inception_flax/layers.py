@@ -17,8 +17,10 @@ import dataclasses
 from typing import Literal, Union
 
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
 
+from inception_flax import ops
 from inception_flax.config import InceptionConfig
 
 
@@ -63,6 +65,13 @@ def check_window(name: str, x, window: tuple[int, int], padding: str) -> None:
             f"{x.shape[1]}×{x.shape[2]} feature map")
 
 
+def uses_matmul(config: InceptionConfig) -> bool:
+    """Whether `config.lowering` asks for `inception_flax.ops` here."""
+    if config.lowering == "auto":
+        return jax.default_backend() == "cpu"
+    return config.lowering == "matmul"
+
+
 def truncated_normal(stddev: float):
     return nn.initializers.truncated_normal(stddev=stddev)
 
@@ -81,6 +90,8 @@ class BasicConv2d(nn.Module):
                 else truncated_normal(spec.init_stddev))
         x = nn.Conv(spec.features, spec.kernel, strides=spec.stride, padding=spec.padding,
                     use_bias=not spec.batch_norm, kernel_init=init, dtype=dtype,
+                    conv_general_dilated=(ops.conv_as_matmul if uses_matmul(self.config)
+                                          else None),
                     name="Conv")(x)
         if spec.batch_norm:
             x = nn.BatchNorm(use_running_average=not train,
@@ -95,12 +106,15 @@ class Pooling(nn.Module):
     """A parameter-free pooling layer, a module so that the cost table can name it."""
 
     spec: Pool
+    config: InceptionConfig
 
     @nn.compact
     def __call__(self, x):
         spec = self.spec
         check_window("/".join(self.scope.path), x, spec.window, spec.padding)
         strides = (spec.stride, spec.stride)
+        if spec.kind == "max" and uses_matmul(self.config):
+            return ops.max_pool(x, spec.window, spec.stride, spec.padding)
         if spec.kind == "max":
             return nn.max_pool(x, spec.window, strides=strides, padding=spec.padding)
         return nn.avg_pool(x, spec.window, strides=strides, padding=spec.padding,
@@ -113,7 +127,7 @@ def apply_layer(layer: Layer, x, train: bool, config: InceptionConfig):
     if isinstance(layer, Conv):
         return BasicConv2d(layer, config, name=layer.name)(x, train)
     if isinstance(layer, Pool):
-        return Pooling(layer, name=layer.name)(x)
+        return Pooling(layer, config, name=layer.name)(x)
     return jnp.concatenate([apply_layer(part, x, train, config) for part in layer],
                            axis=-1)
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 import itertools
 import json
 import os
@@ -173,9 +174,12 @@ def write_plan(workdir: str, config: ml_collections.ConfigDict, runs: list[Run])
 def run_sweep(config: ml_collections.ConfigDict, workdir: str, shard: str | None = None,
               train_fn=None) -> int:
     """Runs this shard's runs that are not finished; returns the number that failed or
-    diverged (0: all good). `train_fn(config, run_dir)` defaults to the trainer."""
+    diverged (0: all good). `train_fn(config, run_dir)` defaults to the trainer, with one
+    compilation cache for the sweep (`workdir/jax_cache`): seeds of a variant compile once."""
     if train_fn is None:
-        from inception_flax.train import train_and_evaluate as train_fn
+        from inception_flax.train import train_and_evaluate
+        cache = os.path.join(workdir, "jax_cache")
+        train_fn = functools.partial(train_and_evaluate, compilation_cache_dir=cache)
     runs = expand(config)
     mine = shard_of(runs, shard)
     write_plan(workdir, config, runs)

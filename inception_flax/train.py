@@ -184,13 +184,19 @@ def to_global(batch: dict, sharding) -> dict:
 # ---------------------------------------------------------------------------------------------
 # The loop.
 
-def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
+                       compilation_cache_dir: str | None = None) -> dict:
     """Trains and evaluates `config` in `workdir`, resuming from its latest checkpoint.
+
+    With `config.compilation_cache`, compiled programs are kept in JAX's persistent cache,
+    `compilation_cache_dir` (default `workdir/jax_cache`; a sweep passes one directory for all
+    its runs), so a rerun, a resumed run or another seed of the variant does not recompile.
 
     Returns the final record, also written to `workdir/final.json` ("status": "done",
     "preempted" after SIGTERM, or "diverged"); raises `Diverged` after writing it for a NaN
     or infinite loss.
     """
+    called = time.time()
     # Config: everything checked before anything is written.
     model_cfg = validate(config)
     dataset = input_pipeline.create(config, config.global_batch_size, config.eval_batch_size)
@@ -204,7 +210,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     fingerprint = ckpt.fingerprint(config)
     os.makedirs(workdir, exist_ok=True)
     if config.compilation_cache:
-        jax.config.update("jax_compilation_cache_dir", os.path.join(workdir, "jax_cache"))
+        jax.config.update("jax_compilation_cache_dir",
+                          compilation_cache_dir or os.path.join(workdir, "jax_cache"))
         jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
 
     # Mesh: every device of every process on one data-parallel axis.
@@ -240,6 +247,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
         for step in range(start_step, total_steps):
             state, metrics = train_step(state, to_global(next(batches), batch_sharding))
             pending.append(metrics)
+            if step == start_step:  # set-up, both compilations and one step (one sync)
+                jax.block_until_ready(metrics)
+                record["startup_s"] = time.time() - called
             last = step + 1 == total_steps
             if (step + 1) % config.log_every_steps == 0 or last:
                 logged = reporter.log_train(step + 1, jax.device_get(pending))

@@ -1,0 +1,89 @@
+"""torchvision's Inception-v3 train and inference steps, the PyTorch peer of `train_step.py`.
+
+PyTorch is not a dependency of this project: run this file with an interpreter that has torch
+and torchvision (`train_step.py --torch-python PATH` does, in its own process), e.g.
+
+    python3 -m venv /tmp/torch && /tmp/torch/bin/pip install torch torchvision
+    /tmp/torch/bin/python benchmarks/torchvision_step.py --sizes 8x299x1000,32x75x10
+
+The train step is the same recipe as ours: forward (auxiliary head on where the input is large
+enough for it, weighted 0.4), label-smoothed cross-entropy, backward, gradient clipping at
+norm 2, RMSProp (decay 0.9, momentum 0.9, epsilon 1), and an EMA of the weights; float32,
+PyTorch's default thread count. Prints one JSON object per size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+
+import torch
+import torchvision
+
+
+def measure(batch: int, size: int, classes: int, rounds: int, steps: int) -> dict:
+    aux = size >= 107  # torchvision's auxiliary head needs a 17×17 grid of at least 5×5
+    model = torchvision.models.inception_v3(weights=None, aux_logits=aux, init_weights=True,
+                                            num_classes=classes)
+    ema = [p.detach().clone() for p in model.parameters()]
+    optimizer = torch.optim.RMSprop(model.parameters(), lr=0.045, alpha=0.9, eps=1.0,
+                                    momentum=0.9)
+    loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=0.1)
+    generator = torch.Generator().manual_seed(0)
+    x = torch.rand(batch, 3, size, size, generator=generator) * 2 - 1
+    y = torch.randint(0, classes, (batch,), generator=generator)
+
+    def train():
+        model.train()
+        optimizer.zero_grad(set_to_none=True)
+        out = model(x)
+        loss = loss_fn(out.logits, y) + 0.4 * loss_fn(out.aux_logits, y) if aux \
+            else loss_fn(out, y)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 2.0)
+        optimizer.step()
+        with torch.no_grad():
+            torch._foreach_lerp_(ema, [p.detach() for p in model.parameters()], 1 - 0.9999)
+
+    def inference():
+        model.eval()
+        with torch.no_grad():
+            model(x)
+
+    result = {"batch": batch, "size": size, "classes": classes, "aux_head": aux,
+              "torch": torch.__version__, "torchvision": torchvision.__version__,
+              "threads": torch.get_num_threads()}
+    for kind, fn in (("train", train), ("inference", inference)):
+        start = time.perf_counter()
+        fn()
+        result[f"torchvision_first_{kind}_step_s"] = time.perf_counter() - start
+    samples = {"train": [], "inference": []}
+    for _ in range(rounds):
+        for kind, fn in (("train", train), ("inference", inference)):
+            start = time.perf_counter()
+            for _ in range(steps):
+                fn()
+            samples[kind].append(batch * steps / (time.perf_counter() - start))
+    for kind, values in samples.items():
+        result[f"torchvision_{kind}_images_per_s"] = statistics.median(values)
+        result[f"torchvision_{kind}_spread"] = (max(values) - min(values)) / statistics.median(
+            values)
+    return result
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", default="8x299x1000,32x75x10",
+                        help="BATCHxSIZExCLASSES, comma-separated")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--steps", type=int, default=3, help="steps per timed round")
+    args = parser.parse_args()
+    for spec in args.sizes.split(","):
+        batch, size, classes = (int(v) for v in spec.split("x"))
+        print(json.dumps(measure(batch, size, classes, args.rounds, args.steps)), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,92 @@
+"""`inception_flax.ops` (the CPU lowering) against XLA's own convolution and max pooling:
+outputs and gradients of each op, then of the whole network."""
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax import lax
+
+from inception_flax import models, ops
+from inception_flax.config import get_preset
+
+NHWC = ("NHWC", "HWIO", "NHWC")
+
+
+@pytest.fixture(autouse=True)
+def _x64():
+    with jax.enable_x64(True):
+        yield
+
+
+@pytest.mark.parametrize("kernel,stride,padding,size", [
+    ((3, 3), 1, "SAME", (17, 18)), ((3, 3), 2, "VALID", (35, 35)), ((1, 7), 1, "SAME", (9, 9)),
+    ((7, 1), 1, "SAME", (9, 10)), ((5, 5), 1, "SAME", (8, 8)), ((3, 3), 2, "SAME", (8, 9)),
+    ((1, 1), 1, "SAME", (5, 5)), ((1, 1), 2, "VALID", (9, 9)), ((7, 7), 2, "VALID", (19, 19)),
+    ((3, 3), 1, ((2, 0), (1, 3)), (6, 7)),
+])
+def test_conv_as_matmul_matches_xla_convolution(kernel, stride, padding, size):
+    rng = np.random.RandomState(0)
+    x, w = rng.randn(2, *size, 5), rng.randn(*kernel, 5, 6)
+
+    def loss(conv):
+        return lambda x, w: jnp.sum(jnp.sin(conv(x, w, (stride, stride), padding,
+                                                 dimension_numbers=lax.conv_dimension_numbers(
+                                                     x.shape, w.shape, NHWC))))
+    want = lax.conv_general_dilated(x, w, (stride, stride), padding, dimension_numbers=NHWC)
+    got = ops.conv_as_matmul(x, w, (stride, stride), padding,
+                             dimension_numbers=lax.conv_dimension_numbers(x.shape, w.shape, NHWC))
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+    want_grads = jax.grad(loss(lax.conv_general_dilated), (0, 1))(x, w)
+    got_grads = jax.grad(loss(ops.conv_as_matmul), (0, 1))(x, w)
+    for g, r in zip(got_grads, want_grads):
+        np.testing.assert_allclose(g, r, rtol=1e-12, atol=1e-12)
+
+
+def test_conv_as_matmul_refuses_what_it_does_not_compute():
+    x, w = jnp.zeros((1, 5, 5, 4)), jnp.zeros((3, 3, 2, 4))
+    with pytest.raises(NotImplementedError, match="lowering='xla'"):
+        ops.conv_as_matmul(x, w, (1, 1), "SAME", feature_group_count=2)
+
+
+@pytest.mark.parametrize("size,stride,padding", [
+    ((9, 10), 2, "VALID"), ((10, 10), 2, "VALID"), ((9, 9), 2, "SAME"), ((8, 7), 1, "SAME"),
+    ((11, 11), 3, "VALID"),
+])
+def test_max_pool_gradient_goes_where_xla_sends_it(size, stride, padding):
+    # Integer values after a ReLU: many ties (all-zero windows, repeated maxima), so the
+    # choice of which element takes the gradient shows; integer gradients make sums exact.
+    rng = np.random.RandomState(1)
+    x = np.maximum(rng.randint(-3, 4, (2, *size, 3)), 0).astype(np.float64)
+    want, vjp = jax.vjp(lambda x: nn.max_pool(x, (3, 3), (stride, stride), padding), x)
+    got, ours = jax.vjp(lambda x: ops.max_pool(x, (3, 3), stride, padding), x)
+    g = rng.randint(1, 9, want.shape).astype(np.float64)
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(ours(g)[0], vjp(g)[0])
+
+
+def test_lowerings_build_the_same_network():
+    """Logits and every gradient of a small network agree between lowerings (float64
+    activations; the gradients are float32, as the parameters are). Figure 9's variant has a
+    max pool outside the branches besides the stem's and the grid reductions'."""
+    size = 75
+    base = get_preset("grid_fig9_pool_first", depth_multiplier=0.25, num_classes=7,
+                      dtype="float64", aux_head="none")
+    xla, matmul = (models.Inception(base.replace(lowering=lo)) for lo in ("xla", "matmul"))
+    images = jax.random.normal(jax.random.PRNGKey(0), (2, size, size, 3), jnp.float64)
+    variables = xla.init(jax.random.PRNGKey(1), images)
+
+    def loss(model):
+        def f(params):
+            (logits, ends), _ = model.apply(
+                {"params": params, "batch_stats": variables["batch_stats"]}, images,
+                train=True, return_endpoints=True, mutable=["batch_stats"],
+                rngs={"dropout": jax.random.PRNGKey(2)})
+            return jnp.sum(logits ** 2) + jnp.sum(ends["Mixed_6e"] ** 2)
+        return jax.jit(jax.value_and_grad(f))(variables["params"])
+
+    (want, want_grads), (got, got_grads) = loss(xla), loss(matmul)
+    np.testing.assert_allclose(got, want, rtol=1e-10)
+    for g, r in zip(jax.tree_util.tree_leaves(got_grads), jax.tree_util.tree_leaves(want_grads)):
+        np.testing.assert_allclose(g, r, rtol=1e-6, atol=1e-7 * np.abs(r).max())

@@ -14,13 +14,13 @@ PyTorch's default thread count. Prints one JSON object per size.
 
 from __future__ import annotations
 
-import argparse
 import json
-import statistics
 import time
 
 import torch
 import torchvision
+
+from common import median_and_spread, parser
 
 
 def measure(batch: int, size: int, classes: int, rounds: int, steps: int) -> dict:
@@ -67,19 +67,13 @@ def measure(batch: int, size: int, classes: int, rounds: int, steps: int) -> dic
                 fn()
             samples[kind].append(batch * steps / (time.perf_counter() - start))
     for kind, values in samples.items():
-        result[f"torchvision_{kind}_images_per_s"] = statistics.median(values)
-        result[f"torchvision_{kind}_spread"] = (max(values) - min(values)) / statistics.median(
-            values)
+        result[f"torchvision_{kind}_images_per_s"], result[f"torchvision_{kind}_spread"] = \
+            median_and_spread(values)
     return result
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sizes", default="8x299x1000,32x75x10",
-                        help="BATCHxSIZExCLASSES, comma-separated")
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--steps", type=int, default=3, help="steps per timed round")
-    args = parser.parse_args()
+    args = parser(__doc__).parse_args()
     for spec in args.sizes.split(","):
         batch, size, classes = (int(v) for v in spec.split("x"))
         print(json.dumps(measure(batch, size, classes, args.rounds, args.steps)), flush=True)

@@ -26,7 +26,6 @@ import argparse
 import json
 import os
 import resource
-import statistics
 import subprocess
 import sys
 import time
@@ -42,6 +41,7 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P  # noqa: E402
 
+from common import median_and_spread, parser as benchmark_parser  # noqa: E402
 from configs import fashion_mnist  # noqa: E402
 from configs.imagenet_inception_v3 import model_fields  # noqa: E402
 from inception_flax import cost, models, optim, train  # noqa: E402
@@ -178,8 +178,7 @@ def measure(batch, size, classes, args, peak_gflops):
                 seconds = _timed(lambda: [getattr(contender, kind)() for _ in range(args.steps)])
                 samples[f"{name}_{kind}"].append(batch * args.steps / seconds)
     for key, values in samples.items():
-        result[f"{key}_images_per_s"] = statistics.median(values)
-        result[f"{key}_spread"] = (max(values) - min(values)) / statistics.median(values)
+        result[f"{key}_images_per_s"], result[f"{key}_spread"] = median_and_spread(values)
     flops = 3 * 2 * contenders["ours"].macs * result["ours_train_images_per_s"]
     result["ours_train_tflops"] = flops / 1e12
     result["ours_train_matmul_fraction"] = flops / 1e9 / peak_gflops
@@ -244,11 +243,7 @@ def table(results) -> str:
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sizes", default="8x299x1000,32x75x10",
-                        help="BATCHxSIZExCLASSES, comma-separated")
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--steps", type=int, default=3, help="steps per timed round")
+    parser = benchmark_parser(__doc__)
     parser.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"),
                         help="compute dtype (parameters stay float32; Keras: mixed_bfloat16)")
     parser.add_argument("--lowering", default="auto", choices=("auto", "xla", "matmul"),

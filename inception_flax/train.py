@@ -147,7 +147,11 @@ def init_state(model, config, tx, sample_images, replicated) -> TrainState:
         return TrainState(step=jnp.zeros((), jnp.int32), params=params,
                           batch_stats=batch_stats, opt_state=tx.init(params),
                           ema_params=params, ema_batch_stats=batch_stats, rng=dropout_rng)
-    return jax.jit(init, out_shardings=replicated)(jax.random.PRNGKey(config.seed))
+    # On a CPU, LLVM's level 1 compiles the initializers (threefry per kernel) in 2/3 of the
+    # default's time, to the same values; the program runs once (benchmarks/NOTES.md, try 8).
+    options = {"xla_backend_optimization_level": 1} if jax.default_backend() == "cpu" else None
+    return jax.jit(init, out_shardings=replicated, compiler_options=options)(
+        jax.random.PRNGKey(config.seed))
 
 
 def evaluate_all(evaluate, state: TrainState, dataset, batch_sharding, max_examples=0) -> dict:

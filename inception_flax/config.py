@@ -41,8 +41,9 @@ class InceptionConfig:
       lowering: how convolutions and max pooling are handed to XLA; the network and its
         gradients are the same. "xla": `lax.conv_general_dilated` and `lax.reduce_window`;
         "matmul": im2col patches times the kernel, and max pooling's gradient by strided
-        slices (`inception_flax.ops`), much faster on XLA's CPU backend; "auto": "matmul" when
-        JAX's default backend is the CPU, "xla" on GPUs and TPUs.
+        slices (`inception_flax.ops`), much faster on XLA's CPU backend at full width;
+        "auto": "matmul" when JAX's default backend is the CPU, "xla" on GPUs and TPUs. At a
+        quarter width "xla" trains faster on a CPU (`configs/fashion_mnist.py` sets it).
       batch_norm_decay: moving-average decay of batch-norm statistics (TF-slim: 0.9997).
       batch_norm_epsilon: batch-norm epsilon (TF-slim and Keras: 1e-3).
       batch_norm_axis_name: in training, the mesh axis over which batch statistics are

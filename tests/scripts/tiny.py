@@ -8,9 +8,6 @@ STEPS_PER_EPOCH = 60_000 // 16
 def tiny_config(steps: int = 6, **overrides):
     config = fashion_mnist.get_config()
     config.model.depth_multiplier = 0.1  # every layer at min_depth 16 or a little more
-    # XLA's own convolutions compile faster than the matmul lowering that "auto" picks on a
-    # CPU; the lowerings compute the same network (tests/test_ops.py).
-    config.model.lowering = "xla"
     config.global_batch_size = 16
     config.eval_batch_size = 100
     config.max_eval_examples = 200

@@ -23,6 +23,7 @@ and Keras, with the same rounds and steps. Prints Markdown tables of ratios.
 from __future__ import annotations
 
 import argparse
+from importlib.metadata import version
 import json
 import os
 import resource
@@ -46,13 +47,14 @@ from configs import fashion_mnist  # noqa: E402
 from configs.imagenet_inception_v3 import model_fields  # noqa: E402
 from inception_flax import cost, models, optim, train  # noqa: E402
 
-# Dense peak TFLOP/s by device kind and compute dtype (vendor data sheets, SXM parts;
-# float32 is the non-tensor-core rate).
+# Dense peak TFLOP/s by device kind and compute dtype (vendor data sheets, SXM parts). JAX's
+# default precision lets XLA compute float32 convolutions and dots in TensorFloat-32 on these
+# GPUs, so the float32 entry is the TF32 tensor-core rate, not the plain float32 one.
 PEAK_TFLOPS = {
-    "NVIDIA H100 80GB HBM3": {"bfloat16": 989.0, "float32": 67.0},
-    "NVIDIA H200": {"bfloat16": 989.0, "float32": 67.0},
-    "NVIDIA A100-SXM4-80GB": {"bfloat16": 312.0, "float32": 19.5},
-    "NVIDIA A100-SXM4-40GB": {"bfloat16": 312.0, "float32": 19.5},
+    "NVIDIA H100 80GB HBM3": {"bfloat16": 989.0, "float32": 494.7},
+    "NVIDIA H200": {"bfloat16": 989.0, "float32": 494.7},
+    "NVIDIA A100-SXM4-80GB": {"bfloat16": 312.0, "float32": 156.0},
+    "NVIDIA A100-SXM4-40GB": {"bfloat16": 312.0, "float32": 156.0},
 }
 
 
@@ -179,6 +181,7 @@ def measure(batch, size, classes, args, peak_gflops):
                 samples[f"{name}_{kind}"].append(batch * args.steps / seconds)
     for key, values in samples.items():
         result[f"{key}_images_per_s"], result[f"{key}_spread"] = median_and_spread(values)
+        result[f"{key}_rounds"] = values
     flops = 3 * 2 * contenders["ours"].macs * result["ours_train_images_per_s"]
     result["ours_train_tflops"] = flops / 1e12
     result["ours_train_matmul_fraction"] = flops / 1e9 / peak_gflops
@@ -196,7 +199,8 @@ def measure(batch, size, classes, args, peak_gflops):
 
 def torchvision_results(python: str, args) -> dict:
     out = subprocess.run([python, os.path.join(HERE, "torchvision_step.py"), "--sizes",
-                          args.sizes, "--rounds", str(args.rounds), "--steps", str(args.steps)],
+                          args.sizes, "--rounds", str(args.rounds), "--steps", str(args.steps),
+                          "--dtype", args.dtype],
                          check=True, capture_output=True, text=True)
     rows = [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
     return {(r["batch"], r["size"], r["classes"]): r for r in rows}
@@ -258,21 +262,28 @@ def main():
     if args.child:
         return child(args.child, args.sizes, args.dtype, args.lowering)
     peak = matmul_gflops(args.dtype)
-    results = [measure(*(int(v) for v in spec.split("x")), args, peak)
-               for spec in args.sizes.split(",")]
+    device = jax.devices()[0].device_kind
+    results = []
+
+    def save():  # after each size too, so that a run cut short keeps what it measured
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump({"device": device, "dtype": args.dtype, "lowering": args.lowering,
+                           "matmul_gflops": peak, "date": time.strftime("%Y-%m-%d"),
+                           "versions": {p: version(p) for p in ("jax", "jaxlib", "flax", "keras")},
+                           "command": " ".join(sys.argv), "results": results}, f, indent=1)
+
+    for spec in args.sizes.split(","):
+        results.append(measure(*(int(v) for v in spec.split("x")), args, peak))
+        save()
     if args.torch_python:
         torch = torchvision_results(args.torch_python, args)
         for r in results:
             r.update(torch[(r["batch"], r["size"], r["classes"])])
-    device = jax.devices()[0].device_kind
+        save()
     print(f"device: {device}; {args.dtype} matmul: {peak:.0f} GFLOP/s; "
           f"lowering: {args.lowering}\n")
     print(table(results))
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"device": device, "dtype": args.dtype, "lowering": args.lowering,
-                       "matmul_gflops": peak, "date": time.strftime("%Y-%m-%d"),
-                       "command": " ".join(sys.argv), "results": results}, f, indent=1)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# The GPU check, in one call on a lent GPU machine (see /work/.library/device/README.md where
+# that tool exists; anywhere else, run it on a machine with a GPU from the repository root):
+#
+#   bash benchmarks/device_check.sh [OUTDIR]
+#
+# Our train and inference steps against Keras-JAX and torchvision on the GPU: batch 128 at
+# 299×299×1000 in float32 (TensorFloat-32 as JAX's default precision allows) and bfloat16, then
+# 256 at 75×75×10. Each run writes OUTDIR/<name>.json (after each size) and .log. Python
+# packages that the machine lacks (Keras and its pure-Python needs, ml_collections) are
+# installed from ./.whl if that folder holds wheels.
+set -uo pipefail
+out=${1:-${OUT:-benchmarks/results/device}}
+mkdir -p "$out"
+if compgen -G ".whl/*.whl" >/dev/null; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+    --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site || exit 1
+fi
+export PYTHONUNBUFFERED=1 TF_CPP_MIN_LOG_LEVEL=3 KERAS_BACKEND=jax
+# JAX takes half the GPU; torchvision runs in its own process beside it.
+export XLA_PYTHON_CLIENT_MEM_FRACTION=0.5
+nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv \
+  | tee "$out/device.txt"
+python3 -c "import jax, flax, optax, keras, torch, torchvision; print('jax', jax.__version__,
+'flax', flax.__version__, 'optax', optax.__version__, 'keras', keras.__version__, 'torch',
+torch.__version__, 'torchvision', torchvision.__version__, jax.devices())" | tee -a "$out/device.txt"
+run() {  # name, timeout in seconds, then train_step.py's arguments
+  local name=$1 limit=$2; shift 2
+  echo "== $name"
+  timeout "$limit" python3 benchmarks/train_step.py --rounds 5 --steps 10 --no-memory \
+    --torch-python python3 --json "$out/$name.json" "$@" 2>&1 | tee "$out/$name.log"
+}
+run float32_299 210 --sizes 128x299x1000
+run bfloat16_299 180 --sizes 128x299x1000 --dtype bfloat16
+run float32_75 240 --sizes 256x75x10

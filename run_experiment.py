@@ -9,12 +9,17 @@ Starting the same command again resumes: a run from its latest checkpoint, a swe
 finished runs and resuming interrupted ones. A sweep (a config with a `sweep` field, see
 experiments/) writes each run to DIR/<variant>/seed<k>/ and its tables to DIR/results.*.
 Multi-host (Slurm, TPU pods): run the same command in every process with --distributed; JAX
-reads the coordinator from the environment (jax.distributed.initialize).
+reads the coordinator from the environment (jax.distributed.initialize). Where TCMalloc is
+installed (Debian: libtcmalloc-minimal4) the command runs itself again with it preloaded
+(inception_flax/malloc.py; INCEPTION_FLAX_MALLOC=system keeps glibc's allocator).
 """
 
 import os
 import sys
 
+from inception_flax import malloc
+
+malloc.use_tcmalloc()  # first: runs this command again with TCMalloc where it is installed
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from absl import app, flags, logging  # noqa: E402

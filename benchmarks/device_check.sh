@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
-# The GPU check, in one call on a lent GPU machine (see /work/.library/device/README.md where
-# that tool exists; anywhere else, run it on a machine with a GPU from the repository root):
+# The GPU check as one command, run from the repository root on a machine with a GPU whose
+# Python has jax (with CUDA), flax, optax, torch and torchvision; about 9 minutes on an H200:
 #
-#   bash benchmarks/device_check.sh [OUTDIR]
+#   bash benchmarks/device_check.sh [OUTDIR]    # default: $OUT, else benchmarks/results/device
 #
 # Our train and inference steps against Keras-JAX and torchvision on the GPU: batch 128 at
 # 299×299×1000 in float32 (TensorFloat-32 as JAX's default precision allows) and bfloat16, then
-# 256 at 75×75×10. Each run writes OUTDIR/<name>.json (after each size) and .log. Python
-# packages that the machine lacks (Keras and its pure-Python needs, ml_collections) are
-# installed from ./.whl if that folder holds wheels.
+# 256 at 75×75×10. Each run writes OUTDIR/<name>.json (after each size) and .log. Packages the
+# machine lacks are installed from ./.whl if that folder holds wheels; for a machine with no
+# index, fetch them beforehand for its Python (3.12 here), e.g.
+#   pip download --no-deps --only-binary=:all: --python-version 3.12 --platform \
+#     manylinux_2_28_x86_64 -d .whl keras==3.15.1 namex==0.1.0 optree==0.20.0 ml_collections==1.1.0
 set -uo pipefail
 out=${1:-${OUT:-benchmarks/results/device}}
 mkdir -p "$out"

@@ -17,7 +17,10 @@ on an accelerator. "Matmul fraction" is the train step's model FLOPs (3 × 2 × 
 image) per second over the matmul throughput measured here in the compute dtype; on a device
 whose peak is listed in `PEAK_TFLOPS` the model FLOP utilisation against that peak is printed
 too. `--torch-python` runs `benchmarks/torchvision_step.py` with that interpreter, after ours
-and Keras, with the same rounds and steps. Prints Markdown tables of ratios.
+and Keras, with the same rounds and steps. Prints Markdown tables of ratios. The script runs
+itself again with TCMalloc preloaded where it is installed, as `run_experiment.py` does (all
+contenders, torchvision's process included, then share it); `INCEPTION_FLAX_MALLOC=system`
+measures with glibc's allocator.
 """
 
 from __future__ import annotations
@@ -33,6 +36,11 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, ".."))
+
+from inception_flax import malloc  # noqa: E402
+
+if __name__ == "__main__":
+    malloc.use_tcmalloc()  # as run_experiment.py: both contenders get the same allocator
 
 os.environ.setdefault("KERAS_BACKEND", "jax")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -269,6 +277,7 @@ def main():
         if args.json:
             with open(args.json, "w") as f:
                 json.dump({"device": device, "dtype": args.dtype, "lowering": args.lowering,
+                           "allocator": malloc.active(),
                            "matmul_gflops": peak, "date": time.strftime("%Y-%m-%d"),
                            "versions": {p: version(p) for p in ("jax", "jaxlib", "flax", "keras")},
                            "command": " ".join(sys.argv), "results": results}, f, indent=1)
@@ -282,7 +291,7 @@ def main():
             r.update(torch[(r["batch"], r["size"], r["classes"])])
         save()
     print(f"device: {device}; {args.dtype} matmul: {peak:.0f} GFLOP/s; "
-          f"lowering: {args.lowering}\n")
+          f"lowering: {args.lowering}; allocator: {malloc.active()}\n")
     print(table(results))
 
 

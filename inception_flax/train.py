@@ -23,7 +23,7 @@ from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from inception_flax import checkpoint as ckpt
-from inception_flax import cost, input_pipeline, models, optim
+from inception_flax import cost, input_pipeline, malloc, models, optim
 from inception_flax.config import InceptionConfig
 from inception_flax.reporting import Reporter
 
@@ -240,7 +240,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     previous_handler = signal.signal(signal.SIGTERM, lambda *_: preempted.append(True))
 
     report = cost.cost(model_cfg, config.image_size)
-    record = {"config": config.to_dict(), "params": report.total.params,
+    record = {"config": config.to_dict(), "allocator": malloc.active(),
+              "params": report.total.params,
               "macs": report.total.macs, "training_params": report.training_total.params,
               "total_steps": total_steps, "steps_per_epoch": dataset.steps_per_epoch}
     status, diverged_step = "done", None

@@ -8,6 +8,7 @@ gradients are averaged across replicas, and every replica applies the same updat
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import os
 import signal
@@ -23,7 +24,7 @@ from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from inception_flax import checkpoint as ckpt
-from inception_flax import cost, input_pipeline, malloc, models, optim
+from inception_flax import cost, flat, input_pipeline, malloc, models, optim
 from inception_flax.config import InceptionConfig
 from inception_flax.reporting import Reporter
 
@@ -35,7 +36,7 @@ class TrainState:
     step: jax.Array
     params: dict
     batch_stats: dict
-    opt_state: optax.OptState
+    opt_state: optax.OptState  # of the parameters packed by `flat.Layout`
     ema_params: dict  # TF's moving average of the weights and batch-norm statistics
     ema_batch_stats: dict
     rng: jax.Array
@@ -82,13 +83,54 @@ def validate(config: ml_collections.ConfigDict) -> InceptionConfig:
 # ---------------------------------------------------------------------------------------------
 # Update.
 
+class TrainStep:
+    """`step(state, batch) -> (state, metrics)`, run as two XLA programs: `gradients` (forward,
+    backward, loss and metrics) and `update` (weight decay, clipping and the optimizer on the
+    parameters packed by `flat.Layout`, then the moving averages).
+
+    The first call compiles both for the state's and batch's shapes at once: the update
+    compiles on a second thread while this one traces and compiles the gradients, so tracing,
+    XLA's single-threaded passes and the two programs' kernels overlap (benchmarks/NOTES.md,
+    try 19). The state is donated to `update`.
+    """
+
+    def __init__(self, gradients, update):
+        self.gradients, self.update = gradients, update
+        self._compiled = set()
+        self._offsets = None
+
+    def compile(self, state: TrainState, batch: dict) -> None:
+        """Compiles both programs for these shapes (into `jax.jit`'s cache) without running."""
+        grads = jax.tree_util.tree_map(
+            lambda p: jax.ShapeDtypeStruct(p.shape, p.dtype, sharding=p.sharding), state.params)
+        sharding = jax.tree_util.tree_leaves(state.params)[0].sharding
+        self._offsets = flat.Layout.of(state.params).offsets(sharding)
+        update = self.update.lower(state, grads, state.batch_stats, self._offsets)
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            compiled = pool.submit(update.compile)
+            self.gradients.lower(state.params, state.batch_stats, state.rng, state.step,
+                                 batch).compile()
+            compiled.result()
+
+    def __call__(self, state: TrainState, batch: dict):
+        key = tuple((x.shape, x.dtype) for x in jax.tree_util.tree_leaves(batch))
+        if key not in self._compiled:
+            self.compile(state, batch)
+            self._compiled.add(key)
+        grads, batch_stats, metrics = self.gradients(state.params, state.batch_stats,
+                                                     state.rng, state.step, batch)
+        state, more = self.update(state, grads, batch_stats, self._offsets)
+        return state, {**metrics, **more}
+
+
 def make_steps(model: models.Inception, config, tx, schedule, num_classes: int, mesh):
-    """The jitted train step and eval step, both shard_map'ed over the batch axis."""
+    """The train step (a `TrainStep`) and the jitted eval step, shard_map'ed over the batch
+    axis."""
     size = config.image_size
 
-    def loss_fn(params, state, images, labels, rng):
+    def loss_fn(params, batch_stats, images, labels, rng):
         (logits, ends), updates = model.apply(
-            {"params": params, "batch_stats": state.batch_stats}, images, train=True,
+            {"params": params, "batch_stats": batch_stats}, images, train=True,
             return_endpoints=True, mutable=["batch_stats"], rngs={"dropout": rng})
         loss = optim.smoothed_cross_entropy(logits, labels, num_classes,
                                             config.label_smoothing).mean()
@@ -99,23 +141,24 @@ def make_steps(model: models.Inception, config, tx, schedule, num_classes: int, 
         # the mean of the replicas' gradients (shard_map sums a replicated input's cotangents).
         return jax.lax.pmean(loss, AXIS), (logits, updates["batch_stats"])
 
-    def train_step(state: TrainState, batch):
+    def gradients(params, batch_stats, rng, step, batch):
         images = input_pipeline.prepare_images(batch["image"], size)
-        rng = jax.random.fold_in(jax.random.fold_in(state.rng, state.step),
-                                 jax.lax.axis_index(AXIS))
+        rng = jax.random.fold_in(jax.random.fold_in(rng, step), jax.lax.axis_index(AXIS))
         (loss, (logits, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
-            state.params, state, images, batch["label"], rng)
+            params, batch_stats, images, batch["label"], rng)
         # Synchronized: the statistics are already the global batch's on every replica.
         # Per replica: each replica normalized with its own; their moving averages are averaged.
         batch_stats = jax.lax.pmean(batch_stats, AXIS)
-        updates, opt_state = tx.update(grads, state.opt_state, state.params)
-        params = optax.apply_updates(state.params, updates)
-        metrics = {
-            "loss": loss,
-            "accuracy": jax.lax.pmean(jnp.mean(jnp.argmax(logits, -1) == batch["label"]), AXIS),
-            "grad_norm": optax.global_norm(grads),
-            "learning_rate": schedule(state.step),
-        }
+        accuracy = jax.lax.pmean(jnp.mean(jnp.argmax(logits, -1) == batch["label"]), AXIS)
+        return grads, batch_stats, {"loss": loss, "accuracy": accuracy}
+
+    def update(state: TrainState, grads, batch_stats, offsets):
+        layout = flat.Layout.of(state.params)
+        grads = layout.pack(grads)
+        updates, opt_state = tx.update(grads, state.opt_state, layout.pack(state.params))
+        params = layout.add_to(state.params, updates, offsets)
+        metrics = {"grad_norm": optax.global_norm(grads),
+                   "learning_rate": schedule(state.step)}
         state = state.replace(
             step=state.step + 1, params=params, batch_stats=batch_stats, opt_state=opt_state,
             ema_params=optim.ema_update(state.ema_params, params, state.step, config.ema_decay),
@@ -132,8 +175,11 @@ def make_steps(model: models.Inception, config, tx, schedule, num_classes: int, 
         return count(jnp.argmax(logits, -1) == labels), count(top5), count(mask)
 
     batch_spec = P(AXIS)
-    train = jax.jit(jax.shard_map(train_step, mesh=mesh, in_specs=(P(), batch_spec),
-                                  out_specs=(P(), P())), donate_argnums=0)
+    train = TrainStep(
+        jax.jit(jax.shard_map(gradients, mesh=mesh, in_specs=(P(), P(), P(), P(), batch_spec),
+                              out_specs=P())),
+        jax.jit(jax.shard_map(update, mesh=mesh, in_specs=P(), out_specs=P()),
+                donate_argnums=0))
     evaluate = jax.jit(jax.shard_map(eval_step, mesh=mesh, in_specs=(P(), P(), batch_spec),
                                      out_specs=P()))
     return train, evaluate
@@ -145,7 +191,8 @@ def init_state(model, config, tx, sample_images, replicated) -> TrainState:
         variables = model.init(params_rng, sample_images, train=False)
         params, batch_stats = variables["params"], variables["batch_stats"]
         return TrainState(step=jnp.zeros((), jnp.int32), params=params,
-                          batch_stats=batch_stats, opt_state=tx.init(params),
+                          batch_stats=batch_stats,
+                          opt_state=tx.init(flat.Layout.of(params).pack(params)),
                           ema_params=params, ema_batch_stats=batch_stats, rng=dropout_rng)
     # On a CPU, LLVM's level 1 compiles the initializers (threefry per kernel) in 2/3 of the
     # default's time, to the same values; the program runs once (benchmarks/NOTES.md, try 8).

@@ -157,7 +157,7 @@ def make_steps(model: models.Inception, config, tx, schedule, num_classes: int, 
         grads = layout.pack(grads)
         updates, opt_state = tx.update(grads, state.opt_state, layout.pack(state.params))
         params = layout.add_to(state.params, updates, offsets)
-        metrics = {"grad_norm": optax.global_norm(grads),
+        metrics = {"grad_norm": optax.tree.norm(grads),
                    "learning_rate": schedule(state.step)}
         state = state.replace(
             step=state.step + 1, params=params, batch_stats=batch_stats, opt_state=opt_state,

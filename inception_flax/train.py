@@ -3,7 +3,8 @@
 One flat loop with banner sections (config, mesh, input, model, update, checkpoint, loop).
 The train step is a pure function of (state, batch), written with `jax.shard_map` over the
 mesh's "batch" axis: each replica computes gradients on its part of the global batch, the
-gradients are averaged across replicas, and every replica applies the same update.
+gradients are averaged across replicas, and every replica applies the same update. It runs as
+two compiled programs, gradients then update, which compile concurrently (`TrainStep`).
 """
 
 from __future__ import annotations

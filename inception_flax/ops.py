@@ -41,6 +41,23 @@ def _windows(x, window, strides, out):
             for i in range(kh) for j in range(kw)]
 
 
+def _patches(cols, kh, kw):
+    """The kh·kw window slices side by side along the channels, ordered (i, j, c) as the HWIO
+    kernel is when flattened. Built as a (kh, kw) grid, by a concatenate along a new axis per
+    row and one along another new axis for the rows: XLA:CPU fuses a concatenate of at most 8
+    operands along a major axis, with the slices (and the batch norm and ReLU before them),
+    into one kernel per layer. A concatenate of the 9 slices of a 3×3 window along the
+    channels (the minor axis) it keeps as a copy of its own, and every slice becomes a kernel
+    of its own, a distinct one per offset (benchmarks/NOTES.md, try 27)."""
+    if len(cols) == 1:
+        return cols[0]
+    batch, ho, wo, channels = cols[0].shape
+    grid = [cols[i * kw:(i + 1) * kw] for i in range(kh)]
+    rows = [jnp.concatenate([c.reshape(batch, ho, wo, 1, 1, channels) for c in row], axis=4)
+            for row in grid]
+    return jnp.concatenate(rows, axis=3).reshape(batch, ho, wo, kh * kw * channels)
+
+
 def conv_as_matmul(lhs, rhs, window_strides, padding, lhs_dilation=None, rhs_dilation=None,
                    dimension_numbers=None, feature_group_count=1, precision=None,
                    preferred_element_type=None):
@@ -52,18 +69,119 @@ def conv_as_matmul(lhs, rhs, window_strides, padding, lhs_dilation=None, rhs_dil
         raise NotImplementedError(
             "conv_as_matmul takes undilated, ungrouped NHWC convolutions only; build the "
             "model with lowering='xla' for others.")
-    kh, kw, c_in, c_out = rhs.shape
-    pads = _explicit_padding(padding, lhs.shape[1:3], (kh, kw), window_strides)
+    pads = _explicit_padding(padding, lhs.shape[1:3], rhs.shape[:2], window_strides)
+    return _conv(lhs, _varying_like(rhs, lhs), tuple(window_strides), pads, precision,
+                 preferred_element_type)
+
+
+def _varying_like(value, like):
+    """`value` typed as varying over the mesh axes that `like` varies over, inside
+    `jax.shard_map`. Autodiff does this itself where a replicated parameter meets a replica's
+    data, and transposes it to the sum of the replicas' gradients; a custom VJP must be given
+    inputs of one type for its gradients to be typed (and summed) as autodiff's are."""
+    missing = tuple(sorted(jax.typeof(like).mat.varying - jax.typeof(value).mat.varying))
+    return lax.pcast(value, missing, to="varying") if missing else value
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4, 5))
+def _conv(x, kernel, strides, pads, precision, preferred_element_type):
+    return _conv_fwd(x, kernel, strides, pads, precision, preferred_element_type)[0]
+
+
+def _conv_fwd(x, kernel, strides, pads, precision, preferred_element_type):
+    kh, kw, c_in, c_out = kernel.shape
     if any(p for pair in pads for p in pair):
-        lhs = jnp.pad(lhs, ((0, 0), *pads, (0, 0)))
-    ho = (lhs.shape[1] - kh) // window_strides[0] + 1
-    wo = (lhs.shape[2] - kw) // window_strides[1] + 1
-    cols = _windows(lhs, (kh, kw), window_strides, (ho, wo))
-    patches = cols[0] if len(cols) == 1 else jnp.concatenate(cols, axis=-1)
-    # Patch channels are ordered (i, j, c), as the HWIO kernel is when flattened.
-    return lax.dot_general(patches, rhs.reshape(kh * kw * c_in, c_out),
-                           (((3,), (0,)), ((), ())), precision=precision,
-                           preferred_element_type=preferred_element_type)
+        x = lax.pad(x, jnp.zeros((), x.dtype), ((0, 0, 0), *((lo, hi, 0) for lo, hi in pads),
+                                                (0, 0, 0)))
+    ho = (x.shape[1] - kh) // strides[0] + 1
+    wo = (x.shape[2] - kw) // strides[1] + 1
+    patches = _patches(_windows(x, (kh, kw), strides, (ho, wo)), kh, kw)
+    out = lax.dot_general(patches, kernel.reshape(kh * kw * c_in, c_out),
+                          (((3,), (0,)), ((), ())), precision=precision,
+                          preferred_element_type=preferred_element_type)
+    return out, (patches, kernel, x.shape[1:3])
+
+
+def _conv_bwd(strides, pads, precision, preferred_element_type, residuals, grad):
+    """The gradients autodiff derives from the slices and the dot, written out: tracing them
+    by hand takes a third of the time autodiff takes (benchmarks/NOTES.md, try 28)."""
+    patches, kernel, (hp, wp) = residuals
+    kh, kw, c_in, c_out = kernel.shape
+    (sh, sw), (batch, ho, wo, _) = strides, grad.shape
+    grad = grad.astype(patches.dtype)
+    # (C_out, K), transposed after: XLA then transposes the output gradient, not the patches.
+    dkernel = lax.dot_general(grad, patches, (((0, 1, 2), (0, 1, 2)), ((), ())),
+                              precision=precision).T
+    dpatches = lax.dot_general(grad, kernel.reshape(kh * kw * c_in, c_out),
+                               (((3,), (1,)), ((), ())), precision=precision)
+    # col2im: each window offset's slice of the patch gradient, back where it was taken from.
+    taps = dpatches.reshape(batch, ho, wo, kh, kw, c_in)
+    zero = jnp.zeros((), taps.dtype)
+    dx = None
+    for i in range(kh):
+        for j in range(kw):
+            tap = lax.slice(taps, (0, 0, 0, i, j, 0), (batch, ho, wo, i + 1, j + 1, c_in))
+            tap = lax.pad(tap.reshape(batch, ho, wo, c_in), zero, (
+                (0, 0, 0), (i, hp - i - (ho - 1) * sh - 1, sh - 1),
+                (j, wp - j - (wo - 1) * sw - 1, sw - 1), (0, 0, 0)))
+            dx = tap if dx is None else dx + tap
+    if any(p for pair in pads for p in pair):  # the padding's transpose crops it off
+        dx = lax.pad(dx, zero, ((0, 0, 0), *((-lo, -hi, 0) for lo, hi in pads), (0, 0, 0)))
+    return dx, dkernel.reshape(kernel.shape).astype(kernel.dtype)
+
+
+_conv.defvjp(_conv_fwd, _conv_bwd)
+
+
+def batch_norm(x, bias, epsilon: float, relu: bool, axis_name=None):
+    """Batch norm in training mode, then ReLU where `relu`: `flax.linen.BatchNorm`'s
+    arithmetic with `use_scale=False` (statistics in float32 over every axis but the last,
+    the variance as E[x²] - E[x]², both averaged over `axis_name` when it is given), with its
+    gradient written out (benchmarks/NOTES.md, try 28). Returns (output, mean, variance); the
+    statistics feed only the moving averages and carry no gradient."""
+    y, mean, var = _batch_norm(x, _varying_like(bias, x), epsilon, relu, axis_name)
+    return y, lax.stop_gradient(mean), lax.stop_gradient(var)
+
+
+def _batch_moments(x, axis_name):
+    axes = tuple(range(x.ndim - 1))
+    x = x.astype(jnp.promote_types(x.dtype, jnp.float32))
+    moments = jnp.stack([jnp.mean(x, axes), jnp.mean(lax.square(x), axes)])
+    if axis_name is not None:
+        moments = lax.pmean(moments, axis_name)
+    return moments[0], moments[1] - lax.square(moments[0])
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4))
+def _batch_norm(x, bias, epsilon, relu, axis_name):
+    return _batch_norm_fwd(x, bias, epsilon, relu, axis_name)[0]
+
+
+def _batch_norm_fwd(x, bias, epsilon, relu, axis_name):
+    mean, var = _batch_moments(x, axis_name)
+    var, live = jnp.maximum(0.0, var), var > 0  # round-off can make E[x²] - E[x]² negative
+    scale = lax.rsqrt(var + epsilon)
+    y = ((x - mean) * scale + bias).astype(x.dtype)
+    return ((jnp.maximum(y, 0) if relu else y), mean, var), (x, bias, mean, scale, live)
+
+
+def _batch_norm_bwd(epsilon, relu, axis_name, residuals, grads):
+    grad = grads[0]  # the statistics' cotangents are zero: `batch_norm` stops their gradient
+    x, bias, mean, scale, live = residuals
+    axes = tuple(range(x.ndim - 1))
+    normalized = (x - mean) * scale
+    grad = grad.astype(normalized.dtype)
+    if relu:
+        grad = jnp.where(normalized + bias > 0, grad, 0)
+    means = jnp.stack([jnp.mean(grad, axes), jnp.mean(grad * normalized, axes)])
+    if axis_name is not None:
+        means = lax.pmean(means, axis_name)
+    # Where the variance was clipped to 0 it passes no gradient back (as autodiff's maximum).
+    dx = scale * (grad - means[0] - normalized * jnp.where(live, means[1], 0))
+    return dx.astype(x.dtype), jnp.sum(grad, axes).astype(bias.dtype)
+
+
+_batch_norm.defvjp(_batch_norm_fwd, _batch_norm_bwd)
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(1, 2, 3))

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from jax import lax
 
-from inception_flax import models, ops
+from inception_flax import layers, models, ops
 from inception_flax.config import get_preset
 
 NHWC = ("NHWC", "HWIO", "NHWC")
@@ -90,3 +90,40 @@ def test_lowerings_build_the_same_network():
     np.testing.assert_allclose(got, want, rtol=1e-10)
     for g, r in zip(jax.tree_util.tree_leaves(got_grads), jax.tree_util.tree_leaves(want_grads)):
         np.testing.assert_allclose(g, r, rtol=1e-6, atol=1e-7 * np.abs(r).max())
+
+
+@pytest.mark.parametrize("relu", [True, False])
+def test_batch_norm_matches_flax(relu):
+    """`layers.BatchNorm` (the gradient written out in `ops.batch_norm`) against
+    `flax.linen.BatchNorm(use_scale=False)` and `nn.relu`: output, moving averages and the
+    gradients of input and bias in training; output in evaluation. One channel is constant,
+    so that its variance is 0 (and E[x²] - E[x]² may round below it)."""
+    rng = np.random.RandomState(0)
+    x = rng.normal(1.0, 3.0, (4, 5, 6, 7))
+    x[..., 3] = 0.7
+    bias = rng.normal(size=7)
+    stats = {"mean": rng.normal(size=7), "var": rng.uniform(0.5, 2.0, 7)}
+    cotangent = rng.normal(size=x.shape)
+    ours = layers.BatchNorm(0.9, 1e-3, None, relu)
+    theirs = nn.BatchNorm(momentum=0.9, epsilon=1e-3, use_scale=False, dtype=jnp.float64,
+                          param_dtype=jnp.float64)
+
+    def run(module, after, train):
+        def f(x, bias):
+            y, updates = module.apply({"params": {"bias": bias}, "batch_stats": stats}, x,
+                                      **train, mutable=["batch_stats"])
+            return after(y), updates["batch_stats"]
+        return jax.vjp(f, x, bias, has_aux=True)
+
+    relu_or_not = nn.relu if relu else (lambda y: y)
+    (got, got_vjp, got_stats), (want, want_vjp, want_stats) = (
+        run(ours, lambda y: y, {"train": True}),
+        run(theirs, relu_or_not, {"use_running_average": False}))
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+    for name in ("mean", "var"):
+        np.testing.assert_allclose(got_stats[name], want_stats[name], rtol=1e-12, atol=1e-12)
+    for g, w in zip(got_vjp(cotangent), want_vjp(cotangent)):
+        np.testing.assert_allclose(g, w, rtol=1e-9, atol=1e-9)
+    (got, _, _), (want, _, _) = (run(ours, lambda y: y, {"train": False}),
+                                 run(theirs, relu_or_not, {"use_running_average": True}))
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)

@@ -14,7 +14,8 @@ First-step times include tracing and compilation (a cold cache: no persistent co
 cache is set). They are measured twice: in this process, where whichever contender and size
 comes later finds JAX's tracing caches and the allocator's pages warmed by those before it,
 and, as the reported figure, in fresh processes: `--cold-rounds` rounds of one child process
-per contender, the order alternating round by round, the median taken. The same children give
+per contender, the order alternating round by round, the median taken; all sizes' children
+run first, before this process builds anything. The same children give
 the peak memory: the peak resident set on a CPU, the device's peak bytes in use on an
 accelerator. "Matmul fraction" is the train step's model FLOPs (3 × 2 × multiply-adds per
 image) per second over the matmul throughput measured here in the compute dtype; on a device
@@ -178,7 +179,18 @@ def peak_rss_bytes() -> int:
                                                                   else 1024)
 
 
-def measure(batch, size, classes, args, peak_gflops):
+def cold_starts(spec: str, args) -> dict:
+    """{contender: [child results]}: `--cold-rounds` rounds of one fresh process per
+    contender, the order alternating round by round so that no order wins."""
+    cold = {name: [] for name in CONTENDERS}
+    for round_ in range(args.cold_rounds if args.memory else 0):
+        names = list(CONTENDERS)
+        for name in names if round_ % 2 == 0 else names[::-1]:
+            cold[name].append(cold_start(name, spec, args.dtype, args.lowering))
+    return cold
+
+
+def measure(batch, size, classes, args, peak_gflops, cold):
     result = {"batch": batch, "size": size, "classes": classes}
     contenders = {}
     for name, make in CONTENDERS.items():
@@ -204,12 +216,6 @@ def measure(batch, size, classes, args, peak_gflops):
     if device_peak:
         result["ours_train_mfu"] = flops / 1e12 / device_peak
     del contenders
-    cold = {name: [] for name in CONTENDERS}
-    for round_ in range(args.cold_rounds if args.memory else 0):
-        names = list(CONTENDERS)
-        for name in names if round_ % 2 == 0 else names[::-1]:  # alternating: no order wins
-            cold[name].append(cold_start(name, f"{batch}x{size}x{classes}", args.dtype,
-                                         args.lowering))
     for name, runs in cold.items():
         if runs:
             for key in ("build_s", "first_train_step_s"):
@@ -310,8 +316,12 @@ def main():
                            "versions": {p: version(p) for p in ("jax", "jaxlib", "flax", "keras")},
                            "command": " ".join(sys.argv), "results": results}, f, indent=1)
 
+    # Every size's fresh processes first, while this one holds no model: a child started
+    # beside a parent holding a trained model's gigabytes took ~25% longer over its first
+    # step (benchmarks/NOTES.md, try 28).
+    cold = {spec: cold_starts(spec, args) for spec in args.sizes.split(",")}
     for spec in args.sizes.split(","):
-        results.append(measure(*(int(v) for v in spec.split("x")), args, peak))
+        results.append(measure(*(int(v) for v in spec.split("x")), args, peak, cold[spec]))
         save()
     if args.torch_python:
         torch = torchvision_results(args.torch_python, args)

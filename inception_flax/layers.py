@@ -75,13 +75,57 @@ def uses_matmul(config: InceptionConfig) -> bool:
 
 @functools.cache
 def kernel_initializer(stddev: float | None):
-    """He (variance-scaling) initialisation, or a truncated normal of `stddev`, jitted: flax
-    traces a parameter's initializer again on every `apply` to check the parameter's shape,
-    and the jitted one is traced once per shape (6% of the 32×75 train step's tracing time;
-    the values are the same)."""
+    """He (variance-scaling) initialisation, or a truncated normal of `stddev`, jitted, so that
+    `init` traces it once per shape."""
     init = (nn.initializers.he_normal() if stddev is None
             else nn.initializers.truncated_normal(stddev=stddev))
     return jax.jit(init, static_argnums=(1, 2))
+
+
+def param(module: nn.Module, name: str, init, shape: tuple[int, ...]):
+    """`module.param(name, init, shape)` (float32) without flax's check of a stored parameter,
+    which traces the initializer again at every `apply` (3 ms a parameter: a fifth of the
+    train step's tracing); the stored parameter's shape is checked here instead."""
+    if not module.has_variable("params", name):
+        return module.param(name, init, shape, jnp.float32)
+    value = module.get_variable("params", name)
+    if value.shape != shape:
+        raise ValueError(
+            f"{'/'.join(module.scope.path)}/{name} has shape {value.shape}, but this model "
+            f"needs {shape}: the parameters belong to another variant (width, classes or "
+            "blocks); build the model from the config they were trained with.")
+    return value
+
+
+class Convolution(nn.Module):
+    """`flax.linen.Conv` as TF-slim's layers use it (NHWC, one stride, "SAME"/"VALID"
+    padding, optional bias; inputs and parameters cast to `dtype`), computed by
+    `ops.conv_as_matmul` where `matmul`, else by XLA's convolution."""
+
+    features: int
+    kernel_size: tuple[int, int]
+    stride: int
+    padding: str
+    use_bias: bool
+    kernel_init: object
+    dtype: object
+    matmul: bool
+
+    @nn.compact
+    def __call__(self, x):
+        kernel = param(self, "kernel", self.kernel_init,
+                       (*self.kernel_size, x.shape[-1], self.features))
+        x, kernel = x.astype(self.dtype), kernel.astype(self.dtype)
+        strides = (self.stride, self.stride)
+        if self.matmul:
+            y = ops.conv_as_matmul(x, kernel, strides, self.padding)
+        else:
+            y = jax.lax.conv_general_dilated(x, kernel, strides, self.padding,
+                                             dimension_numbers=("NHWC", "HWIO", "NHWC"))
+        if self.use_bias:
+            y = y + param(self, "bias", nn.initializers.zeros, (self.features,)).astype(
+                self.dtype)
+        return y
 
 
 class BasicConv2d(nn.Module):
@@ -94,12 +138,9 @@ class BasicConv2d(nn.Module):
     def __call__(self, x, train: bool):
         spec, dtype = self.spec, jnp.dtype(self.config.dtype)
         check_window("/".join(self.scope.path), x, spec.kernel, spec.padding)
-        init = kernel_initializer(spec.init_stddev)
-        x = nn.Conv(spec.features, spec.kernel, strides=spec.stride, padding=spec.padding,
-                    use_bias=not spec.batch_norm, kernel_init=init, dtype=dtype,
-                    conv_general_dilated=(ops.conv_as_matmul if uses_matmul(self.config)
-                                          else None),
-                    name="Conv")(x)
+        x = Convolution(spec.features, spec.kernel, spec.stride, spec.padding,
+                        not spec.batch_norm, kernel_initializer(spec.init_stddev), dtype,
+                        uses_matmul(self.config), name="Conv")(x)
         if spec.batch_norm:
             return BatchNorm(self.config.batch_norm_decay, self.config.batch_norm_epsilon,
                              self.config.batch_norm_axis_name, spec.relu,
@@ -121,7 +162,7 @@ class BatchNorm(nn.Module):
     @nn.compact
     def __call__(self, x, train: bool):
         features = (x.shape[-1],)
-        bias = self.param("bias", nn.initializers.zeros, features, jnp.float32)
+        bias = param(self, "bias", nn.initializers.zeros, features)
         moving_mean = self.variable("batch_stats", "mean", jnp.zeros, features, jnp.float32)
         moving_var = self.variable("batch_stats", "var", jnp.ones, features, jnp.float32)
         if not train:

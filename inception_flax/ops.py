@@ -23,6 +23,7 @@ import functools
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
 
 
@@ -53,9 +54,9 @@ def _patches(cols, kh, kw):
         return cols[0]
     batch, ho, wo, channels = cols[0].shape
     grid = [cols[i * kw:(i + 1) * kw] for i in range(kh)]
-    rows = [jnp.concatenate([c.reshape(batch, ho, wo, 1, 1, channels) for c in row], axis=4)
+    rows = [lax.concatenate([lax.reshape(c, (batch, ho, wo, 1, 1, channels)) for c in row], 4)
             for row in grid]
-    return jnp.concatenate(rows, axis=3).reshape(batch, ho, wo, kh * kw * channels)
+    return lax.reshape(lax.concatenate(rows, 3), (batch, ho, wo, kh * kw * channels))
 
 
 def conv_as_matmul(lhs, rhs, window_strides, padding, lhs_dilation=None, rhs_dilation=None,
@@ -91,12 +92,12 @@ def _conv(x, kernel, strides, pads, precision, preferred_element_type):
 def _conv_fwd(x, kernel, strides, pads, precision, preferred_element_type):
     kh, kw, c_in, c_out = kernel.shape
     if any(p for pair in pads for p in pair):
-        x = lax.pad(x, jnp.zeros((), x.dtype), ((0, 0, 0), *((lo, hi, 0) for lo, hi in pads),
-                                                (0, 0, 0)))
+        x = lax.pad(x, np.zeros((), x.dtype), ((0, 0, 0), *((lo, hi, 0) for lo, hi in pads),
+                                               (0, 0, 0)))
     ho = (x.shape[1] - kh) // strides[0] + 1
     wo = (x.shape[2] - kw) // strides[1] + 1
     patches = _patches(_windows(x, (kh, kw), strides, (ho, wo)), kh, kw)
-    out = lax.dot_general(patches, kernel.reshape(kh * kw * c_in, c_out),
+    out = lax.dot_general(patches, lax.reshape(kernel, (kh * kw * c_in, c_out)),
                           (((3,), (0,)), ((), ())), precision=precision,
                           preferred_element_type=preferred_element_type)
     return out, (patches, kernel, x.shape[1:3])
@@ -108,26 +109,27 @@ def _conv_bwd(strides, pads, precision, preferred_element_type, residuals, grad)
     patches, kernel, (hp, wp) = residuals
     kh, kw, c_in, c_out = kernel.shape
     (sh, sw), (batch, ho, wo, _) = strides, grad.shape
-    grad = grad.astype(patches.dtype)
+    grad = lax.convert_element_type(grad, patches.dtype)
     # (C_out, K), transposed after: XLA then transposes the output gradient, not the patches.
     dkernel = lax.dot_general(grad, patches, (((0, 1, 2), (0, 1, 2)), ((), ())),
-                              precision=precision).T
-    dpatches = lax.dot_general(grad, kernel.reshape(kh * kw * c_in, c_out),
+                              precision=precision)
+    dpatches = lax.dot_general(grad, lax.reshape(kernel, (kh * kw * c_in, c_out)),
                                (((3,), (1,)), ((), ())), precision=precision)
     # col2im: each window offset's slice of the patch gradient, back where it was taken from.
-    taps = dpatches.reshape(batch, ho, wo, kh, kw, c_in)
-    zero = jnp.zeros((), taps.dtype)
+    taps = lax.reshape(dpatches, (batch, ho, wo, kh, kw, c_in))
+    zero = np.zeros((), taps.dtype)
     dx = None
     for i in range(kh):
         for j in range(kw):
             tap = lax.slice(taps, (0, 0, 0, i, j, 0), (batch, ho, wo, i + 1, j + 1, c_in))
-            tap = lax.pad(tap.reshape(batch, ho, wo, c_in), zero, (
+            tap = lax.pad(lax.reshape(tap, (batch, ho, wo, c_in)), zero, (
                 (0, 0, 0), (i, hp - i - (ho - 1) * sh - 1, sh - 1),
                 (j, wp - j - (wo - 1) * sw - 1, sw - 1), (0, 0, 0)))
-            dx = tap if dx is None else dx + tap
+            dx = tap if dx is None else lax.add(dx, tap)
     if any(p for pair in pads for p in pair):  # the padding's transpose crops it off
         dx = lax.pad(dx, zero, ((0, 0, 0), *((-lo, -hi, 0) for lo, hi in pads), (0, 0, 0)))
-    return dx, dkernel.reshape(kernel.shape).astype(kernel.dtype)
+    dkernel = lax.reshape(lax.transpose(dkernel, (1, 0)), kernel.shape)
+    return dx, lax.convert_element_type(dkernel, kernel.dtype)
 
 
 _conv.defvjp(_conv_fwd, _conv_bwd)
@@ -143,13 +145,20 @@ def batch_norm(x, bias, epsilon: float, relu: bool, axis_name=None):
     return y, lax.stop_gradient(mean), lax.stop_gradient(var)
 
 
-def _batch_moments(x, axis_name):
-    axes = tuple(range(x.ndim - 1))
-    x = x.astype(jnp.promote_types(x.dtype, jnp.float32))
-    moments = jnp.stack([jnp.mean(x, axes), jnp.mean(lax.square(x), axes)])
-    if axis_name is not None:
-        moments = lax.pmean(moments, axis_name)
-    return moments[0], moments[1] - lax.square(moments[0])
+def _channels(vector, like):
+    """A per-channel vector broadcast to NHWC `like`'s shape."""
+    return lax.broadcast_in_dim(vector, like.shape, (like.ndim - 1,))
+
+
+def _means(axis_name, *xs):
+    """Each array's mean over every axis but the last, averaged over `axis_name` if given.
+    Written in `lax` here and below: each `jnp` function and operator is a jitted function of
+    its own, which costs tracing time at every call."""
+    count = xs[0].size // xs[0].shape[-1]
+    axes = tuple(range(xs[0].ndim - 1))
+    means = tuple(lax.div(lax.reduce(x, np.zeros((), x.dtype), lax.add, axes),
+                          np.array(count, x.dtype)) for x in xs)
+    return lax.pmean(means, axis_name) if axis_name is not None else means
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4))
@@ -158,27 +167,40 @@ def _batch_norm(x, bias, epsilon, relu, axis_name):
 
 
 def _batch_norm_fwd(x, bias, epsilon, relu, axis_name):
-    mean, var = _batch_moments(x, axis_name)
-    var, live = jnp.maximum(0.0, var), var > 0  # round-off can make E[x²] - E[x]² negative
-    scale = lax.rsqrt(var + epsilon)
-    y = ((x - mean) * scale + bias).astype(x.dtype)
-    return ((jnp.maximum(y, 0) if relu else y), mean, var), (x, bias, mean, scale, live)
+    xf = lax.convert_element_type(x, np.promote_types(x.dtype, np.float32))
+    mean, mean_square = _means(axis_name, xf, lax.square(xf))
+    var = lax.sub(mean_square, lax.square(mean))
+    live = lax.gt(var, np.zeros((), var.dtype))  # round-off can make E[x²] - E[x]² negative
+    var = lax.max(var, np.zeros((), var.dtype))
+    scale = lax.rsqrt(lax.add(var, np.array(epsilon, var.dtype)))
+    y = lax.add(lax.mul(lax.sub(xf, _channels(mean, xf)), _channels(scale, xf)),
+                _channels(lax.convert_element_type(bias, xf.dtype), xf))
+    y = lax.convert_element_type(y, x.dtype)
+    if relu:
+        y = lax.max(y, np.zeros((), y.dtype))
+    return (y, mean, var), (x, bias, mean, scale, live)
 
 
 def _batch_norm_bwd(epsilon, relu, axis_name, residuals, grads):
     grad = grads[0]  # the statistics' cotangents are zero: `batch_norm` stops their gradient
     x, bias, mean, scale, live = residuals
-    axes = tuple(range(x.ndim - 1))
-    normalized = (x - mean) * scale
-    grad = grad.astype(normalized.dtype)
+    xf = lax.convert_element_type(x, mean.dtype)
+    normalized = lax.mul(lax.sub(xf, _channels(mean, xf)), _channels(scale, xf))
+    grad = lax.convert_element_type(grad, mean.dtype)
+    zeros = lax.full_like(grad, 0)
     if relu:
-        grad = jnp.where(normalized + bias > 0, grad, 0)
-    means = jnp.stack([jnp.mean(grad, axes), jnp.mean(grad * normalized, axes)])
-    if axis_name is not None:
-        means = lax.pmean(means, axis_name)
+        shift = _channels(lax.convert_element_type(bias, xf.dtype), xf)
+        positive = lax.gt(lax.add(normalized, shift), zeros)
+        grad = lax.select(positive, grad, zeros)
+    grad_mean, grad_normalized_mean = _means(axis_name, grad, lax.mul(grad, normalized))
     # Where the variance was clipped to 0 it passes no gradient back (as autodiff's maximum).
-    dx = scale * (grad - means[0] - normalized * jnp.where(live, means[1], 0))
-    return dx.astype(x.dtype), jnp.sum(grad, axes).astype(bias.dtype)
+    grad_normalized_mean = lax.select(live, grad_normalized_mean,
+                                      lax.full_like(grad_normalized_mean, 0))
+    dx = lax.mul(_channels(scale, xf), lax.sub(
+        lax.sub(grad, _channels(grad_mean, xf)),
+        lax.mul(normalized, _channels(grad_normalized_mean, xf))))
+    dbias = lax.reduce(grad, np.zeros((), grad.dtype), lax.add, tuple(range(x.ndim - 1)))
+    return lax.convert_element_type(dx, x.dtype), lax.convert_element_type(dbias, bias.dtype)
 
 
 _batch_norm.defvjp(_batch_norm_fwd, _batch_norm_bwd)

@@ -116,3 +116,15 @@ def test_inference_training_and_dtypes():
     assert half_logits.dtype == jnp.float32 and ends["Mixed_7c"].dtype == jnp.bfloat16
     # Same parameters, same network: bfloat16 logits follow float32's closely.
     np.testing.assert_allclose(half_logits, model.apply(half_vars, images), atol=0.1, rtol=0.1)
+
+
+def test_parameters_of_another_variant_are_refused_by_name():
+    images = jnp.zeros((1, 75, 75, 3))
+    narrow = models.create(depth_multiplier=0.25, num_classes=7, aux_head="none")
+    wide = models.create(depth_multiplier=0.5, num_classes=7, aux_head="none")
+    variables = jax.eval_shape(narrow.init, jax.random.PRNGKey(0), images)
+    # min_depth=16 floors both widths' first layer; the second differs.
+    with pytest.raises(ValueError, match=r"Stem/Conv2d_2b_3x3/Conv/kernel has shape "
+                                         r"\(3, 3, 16, 16\), but this model needs "
+                                         r"\(3, 3, 16, 32\)"):
+        jax.eval_shape(wide.apply, variables, images)

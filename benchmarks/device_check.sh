@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The GPU check as one command, run from the repository root on a machine with a GPU whose
-# Python has jax (with CUDA), flax, optax, torch and torchvision; about 9 minutes on an H200:
+# Python has jax (with CUDA), flax, optax, torch and torchvision; under 10 minutes on an H200:
 #
 #   bash benchmarks/device_check.sh [OUTDIR]    # default: $OUT, else benchmarks/results/device
 #
@@ -32,6 +32,11 @@ run() {  # name, timeout in seconds, then train_step.py's arguments
   timeout "$limit" python3 benchmarks/train_step.py --rounds 5 --steps 10 --no-memory \
     --torch-python python3 --json "$out/$name.json" "$@" 2>&1 | tee "$out/$name.log"
 }
-run float32_299 210 --sizes 128x299x1000
-run bfloat16_299 180 --sizes 128x299x1000 --dtype bfloat16
-run float32_75 240 --sizes 256x75x10
+# Batch norm's hand-written gradient against flax's on this device (where pytest is there).
+if python3 -c "import pytest" 2>/dev/null; then
+  JAX_PLATFORMS= timeout 60 python3 -m pytest -q -o addopts= -p no:cacheprovider \
+    tests/test_ops.py -k batch_norm 2>&1 | tail -3 | tee "$out/tests.log"
+fi
+run float32_299 190 --sizes 128x299x1000
+run bfloat16_299 160 --sizes 128x299x1000 --dtype bfloat16
+run float32_75 200 --sizes 256x75x10

@@ -80,8 +80,19 @@ def _varying_like(value, like):
     `jax.shard_map`. Autodiff does this itself where a replicated parameter meets a replica's
     data, and transposes it to the sum of the replicas' gradients; a custom VJP must be given
     inputs of one type for its gradients to be typed (and summed) as autodiff's are."""
-    missing = tuple(sorted(jax.typeof(like).mat.varying - jax.typeof(value).mat.varying))
-    return lax.pcast(value, missing, to="varying") if missing else value
+    missing = tuple(sorted(_varying_axes(like) - _varying_axes(value)))
+    if not missing:
+        return value
+    if hasattr(lax, "pcast"):
+        return lax.pcast(value, missing, to="varying")
+    return lax.pvary(value, missing)  # older jax's name
+
+
+def _varying_axes(x) -> frozenset:
+    aval = jax.typeof(x)
+    if hasattr(aval, "mat"):
+        return frozenset(aval.mat.varying)
+    return frozenset(getattr(aval, "vma", ()))  # older jax's name
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4, 5))

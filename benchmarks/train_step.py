@@ -318,7 +318,7 @@ def main():
 
     # Every size's fresh processes first, while this one holds no model: a child started
     # beside a parent holding a trained model's gigabytes took ~25% longer over its first
-    # step (benchmarks/NOTES.md, try 28).
+    # step (benchmarks/NOTES.md, try 31).
     cold = {spec: cold_starts(spec, args) for spec in args.sizes.split(",")}
     for spec in args.sizes.split(","):
         results.append(measure(*(int(v) for v in spec.split("x")), args, peak, cold[spec]))

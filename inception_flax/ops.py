@@ -1,20 +1,23 @@
 """Convolution and max pooling written as matrix products and strided slices, for XLA's CPU
-backend (`InceptionConfig.lowering`).
+backend (`InceptionConfig.lowering`), and batch norm + ReLU with its gradient written out.
 
-The functions compute what `lax.conv_general_dilated` and `lax.reduce_window` compute, and
-their gradients are what JAX derives for those; only the program XLA is given differs. On CPU
-that program is much faster to run (see `benchmarks/NOTES.md`):
+The functions compute what `lax.conv_general_dilated`, `lax.reduce_window` and
+`flax.linen.BatchNorm` compute, and their gradients are what JAX derives for those; only the
+program XLA is given differs, and the time it takes to trace (see `benchmarks/NOTES.md`):
 
 - `conv_as_matmul`: a k×k convolution as one matrix product of im2col patches (the k·k strided
   slices of the input side by side) with the kernel reshaped to (k·k·C_in, C_out). XLA:CPU runs
   the product at close to its matmul throughput; its own convolution, and above all the
   convolution JAX derives for the kernel's gradient (a window as large as the feature map,
-  contracting over the batch), run at a few percent of it. Autodiff of the slices and the
-  product gives the same gradients as the convolution's.
+  contracting over the batch), run at a few percent of it. The gradient is a custom VJP that
+  writes out what autodiff derives from the slices and the product (traced in a third of
+  autodiff's time): the same gradients as the convolution's.
 - `max_pool`: forward by `lax.reduce_window`; the gradient (a custom VJP) goes to the first
   maximum of each window in row-major order, as XLA's select-and-scatter does, computed by
   strided slices instead of the index-tracking reduce-window and scatter XLA:CPU expands
   select-and-scatter into.
+- `batch_norm`: training-mode batch norm and ReLU, for every backend, with the textbook
+  gradient as a custom VJP (`layers.BatchNorm` holds its variables).
 """
 
 from __future__ import annotations
@@ -62,8 +65,8 @@ def _patches(cols, kh, kw):
 def conv_as_matmul(lhs, rhs, window_strides, padding, lhs_dilation=None, rhs_dilation=None,
                    dimension_numbers=None, feature_group_count=1, precision=None,
                    preferred_element_type=None):
-    """`lax.conv_general_dilated` for NHWC inputs and HWIO kernels (what `flax.linen.Conv`
-    passes; it takes this function as `conv_general_dilated`), by im2col and one dot."""
+    """`lax.conv_general_dilated` for NHWC inputs and HWIO kernels (its signature, so that
+    `flax.linen.Conv` takes it as `conv_general_dilated` too), by im2col and one dot."""
     undilated = all(d == 1 for d in (lhs_dilation or (1, 1)) + (rhs_dilation or (1, 1)))
     if (dimension_numbers is not None and tuple(dimension_numbers.lhs_spec) != (0, 3, 1, 2)) \
             or feature_group_count != 1 or not undilated:
@@ -116,7 +119,7 @@ def _conv_fwd(x, kernel, strides, pads, precision, preferred_element_type):
 
 def _conv_bwd(strides, pads, precision, preferred_element_type, residuals, grad):
     """The gradients autodiff derives from the slices and the dot, written out: tracing them
-    by hand takes a third of the time autodiff takes (benchmarks/NOTES.md, try 28)."""
+    by hand takes a third of the time autodiff takes (benchmarks/NOTES.md, try 29)."""
     patches, kernel, (hp, wp) = residuals
     kh, kw, c_in, c_out = kernel.shape
     (sh, sw), (batch, ho, wo, _) = strides, grad.shape
@@ -150,7 +153,7 @@ def batch_norm(x, bias, epsilon: float, relu: bool, axis_name=None):
     """Batch norm in training mode, then ReLU where `relu`: `flax.linen.BatchNorm`'s
     arithmetic with `use_scale=False` (statistics in float32 over every axis but the last,
     the variance as E[x²] - E[x]², both averaged over `axis_name` when it is given), with its
-    gradient written out (benchmarks/NOTES.md, try 28). Returns (output, mean, variance); the
+    gradient written out (benchmarks/NOTES.md, try 29). Returns (output, mean, variance); the
     statistics feed only the moving averages and carry no gradient."""
     y, mean, var = _batch_norm(x, _varying_like(bias, x), epsilon, relu, axis_name)
     return y, lax.stop_gradient(mean), lax.stop_gradient(var)

@@ -74,8 +74,8 @@ def conv_as_matmul(lhs, rhs, window_strides, padding, lhs_dilation=None, rhs_dil
             "conv_as_matmul takes undilated, ungrouped NHWC convolutions only; build the "
             "model with lowering='xla' for others.")
     pads = _explicit_padding(padding, lhs.shape[1:3], rhs.shape[:2], window_strides)
-    return _conv(lhs, _varying_like(rhs, lhs), tuple(window_strides), pads, precision,
-                 preferred_element_type)
+    return _conv(lhs, _varying_like(rhs, lhs), tuple(window_strides), pads, lhs.shape[1:3],
+                 precision, preferred_element_type)
 
 
 def _varying_like(value, like):
@@ -98,12 +98,12 @@ def _varying_axes(x) -> frozenset:
     return frozenset(getattr(aval, "vma", ()))  # older jax's name
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4, 5))
-def _conv(x, kernel, strides, pads, precision, preferred_element_type):
-    return _conv_fwd(x, kernel, strides, pads, precision, preferred_element_type)[0]
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4, 5, 6))
+def _conv(x, kernel, strides, pads, spatial, precision, preferred_element_type):
+    return _conv_fwd(x, kernel, strides, pads, spatial, precision, preferred_element_type)[0]
 
 
-def _conv_fwd(x, kernel, strides, pads, precision, preferred_element_type):
+def _conv_fwd(x, kernel, strides, pads, spatial, precision, preferred_element_type):
     kh, kw, c_in, c_out = kernel.shape
     if any(p for pair in pads for p in pair):
         x = lax.pad(x, np.zeros((), x.dtype), ((0, 0, 0), *((lo, hi, 0) for lo, hi in pads),
@@ -114,13 +114,14 @@ def _conv_fwd(x, kernel, strides, pads, precision, preferred_element_type):
     out = lax.dot_general(patches, lax.reshape(kernel, (kh * kw * c_in, c_out)),
                           (((3,), (0,)), ((), ())), precision=precision,
                           preferred_element_type=preferred_element_type)
-    return out, (patches, kernel, x.shape[1:3])
+    return out, (patches, kernel)
 
 
-def _conv_bwd(strides, pads, precision, preferred_element_type, residuals, grad):
+def _conv_bwd(strides, pads, spatial, precision, preferred_element_type, residuals, grad):
     """The gradients autodiff derives from the slices and the dot, written out: tracing them
     by hand takes a third of the time autodiff takes (benchmarks/NOTES.md, try 29)."""
-    patches, kernel, (hp, wp) = residuals
+    patches, kernel = residuals
+    (hp, wp) = (size + lo + hi for size, (lo, hi) in zip(spatial, pads))  # padded input
     kh, kw, c_in, c_out = kernel.shape
     (sh, sw), (batch, ho, wo, _) = strides, grad.shape
     grad = lax.convert_element_type(grad, patches.dtype)

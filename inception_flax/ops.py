@@ -45,6 +45,16 @@ def _windows(x, window, strides, out):
             for i in range(kh) for j in range(kw)]
 
 
+def _unwindow(values, offset, strides, padded):
+    """The transpose of one of `_windows`' slices: `values` (the slice's shape) put back at
+    window offset (i, j) of a zero array of the sliced input's spatial size `padded`."""
+    (i, j), (sh, sw), (hp, wp) = offset, strides, padded
+    ho, wo = values.shape[1:3]
+    return lax.pad(values, np.zeros((), values.dtype), (
+        (0, 0, 0), (i, hp - i - (ho - 1) * sh - 1, sh - 1),
+        (j, wp - j - (wo - 1) * sw - 1, sw - 1), (0, 0, 0)))
+
+
 def _patches(cols, kh, kw):
     """The kh·kw window slices side by side along the channels, ordered (i, j, c) as the HWIO
     kernel is when flattened. Built as a (kh, kw) grid, by a concatenate along a new axis per
@@ -123,7 +133,7 @@ def _conv_bwd(strides, pads, spatial, precision, preferred_element_type, residua
     patches, kernel = residuals
     (hp, wp) = (size + lo + hi for size, (lo, hi) in zip(spatial, pads))  # padded input
     kh, kw, c_in, c_out = kernel.shape
-    (sh, sw), (batch, ho, wo, _) = strides, grad.shape
+    batch, ho, wo, _ = grad.shape
     grad = lax.convert_element_type(grad, patches.dtype)
     # (C_out, K), transposed after: XLA then transposes the output gradient, not the patches.
     dkernel = lax.dot_general(grad, patches, (((0, 1, 2), (0, 1, 2)), ((), ())),
@@ -132,17 +142,15 @@ def _conv_bwd(strides, pads, spatial, precision, preferred_element_type, residua
                                (((3,), (1,)), ((), ())), precision=precision)
     # col2im: each window offset's slice of the patch gradient, back where it was taken from.
     taps = lax.reshape(dpatches, (batch, ho, wo, kh, kw, c_in))
-    zero = np.zeros((), taps.dtype)
     dx = None
     for i in range(kh):
         for j in range(kw):
             tap = lax.slice(taps, (0, 0, 0, i, j, 0), (batch, ho, wo, i + 1, j + 1, c_in))
-            tap = lax.pad(lax.reshape(tap, (batch, ho, wo, c_in)), zero, (
-                (0, 0, 0), (i, hp - i - (ho - 1) * sh - 1, sh - 1),
-                (j, wp - j - (wo - 1) * sw - 1, sw - 1), (0, 0, 0)))
+            tap = _unwindow(lax.reshape(tap, (batch, ho, wo, c_in)), (i, j), strides, (hp, wp))
             dx = tap if dx is None else lax.add(dx, tap)
     if any(p for pair in pads for p in pair):  # the padding's transpose crops it off
-        dx = lax.pad(dx, zero, ((0, 0, 0), *((-lo, -hi, 0) for lo, hi in pads), (0, 0, 0)))
+        dx = lax.pad(dx, np.zeros((), dx.dtype),
+                     ((0, 0, 0), *((-lo, -hi, 0) for lo, hi in pads), (0, 0, 0)))
     dkernel = lax.reshape(lax.transpose(dkernel, (1, 0)), kernel.shape)
     return dx, lax.convert_element_type(dkernel, kernel.dtype)
 
@@ -176,6 +184,16 @@ def _means(axis_name, *xs):
     return lax.pmean(means, axis_name) if axis_name is not None else means
 
 
+def _normalized(xf, mean, scale):
+    """(x - mean) · scale, per channel, as flax's batch norm computes it."""
+    return lax.mul(lax.sub(xf, _channels(mean, xf)), _channels(scale, xf))
+
+
+def _shifted(normalized, bias):
+    return lax.add(normalized, _channels(lax.convert_element_type(bias, normalized.dtype),
+                                         normalized))
+
+
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4))
 def _batch_norm(x, bias, epsilon, relu, axis_name):
     return _batch_norm_fwd(x, bias, epsilon, relu, axis_name)[0]
@@ -188,9 +206,7 @@ def _batch_norm_fwd(x, bias, epsilon, relu, axis_name):
     live = lax.gt(var, np.zeros((), var.dtype))  # round-off can make E[x²] - E[x]² negative
     var = lax.max(var, np.zeros((), var.dtype))
     scale = lax.rsqrt(lax.add(var, np.array(epsilon, var.dtype)))
-    y = lax.add(lax.mul(lax.sub(xf, _channels(mean, xf)), _channels(scale, xf)),
-                _channels(lax.convert_element_type(bias, xf.dtype), xf))
-    y = lax.convert_element_type(y, x.dtype)
+    y = lax.convert_element_type(_shifted(_normalized(xf, mean, scale), bias), x.dtype)
     if relu:
         y = lax.max(y, np.zeros((), y.dtype))
     return (y, mean, var), (x, bias, mean, scale, live)
@@ -200,12 +216,11 @@ def _batch_norm_bwd(epsilon, relu, axis_name, residuals, grads):
     grad = grads[0]  # the statistics' cotangents are zero: `batch_norm` stops their gradient
     x, bias, mean, scale, live = residuals
     xf = lax.convert_element_type(x, mean.dtype)
-    normalized = lax.mul(lax.sub(xf, _channels(mean, xf)), _channels(scale, xf))
+    normalized = _normalized(xf, mean, scale)
     grad = lax.convert_element_type(grad, mean.dtype)
     zeros = lax.full_like(grad, 0)
-    if relu:
-        shift = _channels(lax.convert_element_type(bias, xf.dtype), xf)
-        positive = lax.gt(lax.add(normalized, shift), zeros)
+    if relu:  # the forward's output before the ReLU, recomputed
+        positive = lax.gt(_shifted(normalized, bias), zeros)
         grad = lax.select(positive, grad, zeros)
     grad_mean, grad_normalized_mean = _means(axis_name, grad, lax.mul(grad, normalized))
     # Where the variance was clipped to 0 it passes no gradient back (as autodiff's maximum).
@@ -238,17 +253,15 @@ def _max_pool_bwd(window, stride, padding, residuals, grad):
     height, width = x.shape[1:3]
     pads = _explicit_padding(padding, (height, width), window, (stride, stride))
     padded = jnp.pad(x, ((0, 0), *pads, (0, 0)), constant_values=-jnp.inf)
-    (hp, wp), (ho, wo) = padded.shape[1:3], y.shape[1:3]
+    strides = (stride, stride)
     taken = jnp.zeros(y.shape, bool)
     dx = jnp.zeros(padded.shape, grad.dtype)
     zero = jnp.zeros((), grad.dtype)
     offsets = [(i, j) for i in range(window[0]) for j in range(window[1])]
-    for (i, j), xs in zip(offsets, _windows(padded, window, (stride, stride), (ho, wo))):
+    for offset, xs in zip(offsets, _windows(padded, window, strides, y.shape[1:3])):
         hit = (xs == y) & ~taken  # the first maximum of the window takes the gradient
         taken = taken | hit
-        dx = dx + lax.pad(jnp.where(hit, grad, zero), zero, (
-            (0, 0, 0), (i, hp - i - (ho - 1) * stride - 1, stride - 1),
-            (j, wp - j - (wo - 1) * stride - 1, stride - 1), (0, 0, 0)))
+        dx = dx + _unwindow(jnp.where(hit, grad, zero), offset, strides, padded.shape[1:3])
     return (dx[:, pads[0][0]:pads[0][0] + height, pads[1][0]:pads[1][0] + width, :],)
 
 

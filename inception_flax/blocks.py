@@ -66,33 +66,39 @@ class Module35(nn.Module):
     """A 35×35 Inception module, Mixed_5b/5c/5d (figures 4 and 5). Reads `module_35` and
     `factorization_activation`.
 
-    Branch_0: 1×1 64 | Branch_1: 1×1 48 → 5×5 64 (or → 3×3 64 → 3×3 64) |
-    Branch_2: 1×1 64 → 3×3 96 → 3×3 96 | Branch_3: 3×3 avg pool → 1×1 `pool_features`.
+    Released: Branch_0 1×1 64 | Branch_1 1×1 48 → 5×5 64 | Branch_2 1×1 64 → 3×3 96 → 3×3 96
+    | Branch_3 3×3 avg pool → 1×1 `pool_features`. "fig4" (figure 4) drops Branch_2's second
+    3×3; "fig5" (figure 5) is fig4 with Branch_1's 5×5 as 3×3 64 → 3×3 64;
+    "released_5x5_as_3x3" is the released module with that same change.
     """
 
     config: InceptionConfig
     pool_features: int
+    # TF-slim's names for Branch_1's 1×1 and 5×5 (its checkpoint calls them
+    # `Conv2d_0b_1x1` and `Conv_1_0c_5x5` in Mixed_5c).
+    branch_1_names: tuple[str, str] = ("Conv2d_0a_1x1", "Conv2d_0b_5x5")
 
     @nn.compact
     def __call__(self, x, train: bool):
         cfg, d = self.config, self.config.depth
         relu = cfg.factorization_activation == "relu"
-        if cfg.module_35 == "double_3x3":  # figure 5: the 5×5 becomes two 3×3
+        if cfg.module_35 in ("fig5", "released_5x5_as_3x3"):  # the 5×5 becomes two 3×3
             branch_1 = [Conv("Conv2d_0a_1x1", d(48), (1, 1)),
                         Conv("Conv2d_0b_3x3", d(64), (3, 3), relu=relu),
                         Conv("Conv2d_0c_3x3", d(64), (3, 3))]
-        elif self.name == "Mixed_5c":  # TF-slim's checkpoint names this branch differently
-            branch_1 = [Conv("Conv2d_0b_1x1", d(48), (1, 1)),
-                        Conv("Conv_1_0c_5x5", d(64), (5, 5))]
         else:
-            branch_1 = [Conv("Conv2d_0a_1x1", d(48), (1, 1)),
-                        Conv("Conv2d_0b_5x5", d(64), (5, 5))]
+            reduce, five = self.branch_1_names
+            branch_1 = [Conv(reduce, d(48), (1, 1)), Conv(five, d(64), (5, 5))]
+        branch_2 = [Conv("Conv2d_0a_1x1", d(64), (1, 1))]
+        if cfg.module_35 in ("fig4", "fig5"):  # figures 4 and 5: a single 3×3
+            branch_2.append(Conv("Conv2d_0b_3x3", d(96), (3, 3)))
+        else:
+            branch_2 += [Conv("Conv2d_0b_3x3", d(96), (3, 3), relu=relu),
+                         Conv("Conv2d_0c_3x3", d(96), (3, 3))]
         return concat_branches(self, [
             [Conv("Conv2d_0a_1x1", d(64), (1, 1))],
             branch_1,
-            [Conv("Conv2d_0a_1x1", d(64), (1, 1)),
-             Conv("Conv2d_0b_3x3", d(96), (3, 3), relu=relu),
-             Conv("Conv2d_0c_3x3", d(96), (3, 3))],
+            branch_2,
             [AVG_POOL_3x3, Conv("Conv2d_0b_1x1", d(self.pool_features), (1, 1))],
         ], x, train)
 
@@ -141,22 +147,23 @@ class Module8(nn.Module):
     Branch_0: 1×1 320 | Branch_1: 1×1 384 → [1×3 384, 3×1 384] |
     Branch_2: 1×1 448 → 3×3 384 → [1×3 384, 3×1 384] | Branch_3: 3×3 avg pool → 1×1 192.
     "expanded" runs each bracketed pair in parallel and concatenates (output 2048); "plain"
-    runs it in series, 1×3 then 3×1 (output 1280).
+    runs it in series, 1×3 then 3×1 (output 1280; not a figure of the paper).
     """
 
     config: InceptionConfig
+    # TF-slim's name for Branch_1's 3×1: `Conv2d_0b_3x1` in Mixed_7b, `Conv2d_0c_3x1` in 7c.
+    branch_1_3x1_name: str = "Conv2d_0c_3x1"
 
     @nn.compact
     def __call__(self, x, train: bool):
         cfg, d = self.config, self.config.depth
         relu = cfg.factorization_activation == "relu"
-        # TF-slim names Branch_1's 3×1 `Conv2d_0b_3x1` in Mixed_7b, `Conv2d_0c_3x1` in 7c.
-        b1_3x1 = "Conv2d_0b_3x1" if self.name == "Mixed_7b" else "Conv2d_0c_3x1"
+        b1_3x1 = self.branch_1_3x1_name
         if cfg.module_8 == "expanded":
             pair_1 = [(Conv("Conv2d_0b_1x3", d(384), (1, 3)), Conv(b1_3x1, d(384), (3, 1)))]
             pair_2 = [(Conv("Conv2d_0c_1x3", d(384), (1, 3)),
                        Conv("Conv2d_0d_3x1", d(384), (3, 1)))]
-        else:
+        else:  # in series: Branch_1 is figure 6 with n = 3; Branch_2 keeps its 3×3 first
             pair_1 = [Conv("Conv2d_0b_1x3", d(384), (1, 3), relu=relu),
                       Conv("Conv2d_0c_3x1", d(384), (3, 1))]
             pair_2 = [Conv("Conv2d_0c_1x3", d(384), (1, 3), relu=relu),

@@ -57,21 +57,27 @@ class Inception(nn.Module):
         cfg = self.config
         x = images.astype(jnp.dtype(cfg.dtype))
         x, endpoints = Stem(cfg, name="Stem")(x, train)
-        for name, pool_features in (("Mixed_5b", 32), ("Mixed_5c", 64), ("Mixed_5d", 64)):
-            x = endpoints[name] = Module35(cfg, pool_features, name=name)(x, train)
+        n_35, n_17, n_8 = cfg.modules_per_grid
+        for i, name in enumerate(module_names(5, n_35)):
+            # TF-slim's checkpoint names Mixed_5c's 5×5 branch differently.
+            slim_5c = dict(branch_1_names=("Conv2d_0b_1x1", "Conv_1_0c_5x5")) if i == 1 else {}
+            x = endpoints[name] = Module35(cfg, 32 if i == 0 else 64, **slim_5c,
+                                           name=name)(x, train)
         x = endpoints["Mixed_6a"] = Reduction35to17(cfg, name="Mixed_6a")(x, train)
-        for name, channels in (("Mixed_6b", 128), ("Mixed_6c", 160), ("Mixed_6d", 160),
-                               ("Mixed_6e", 192)):
+        for i, name in enumerate(module_names(6, n_17)):
+            # c: 128, 160, 160, 192 released; the last is 192, the first 128, the others 160.
+            channels = 192 if i == n_17 - 1 else 128 if i == 0 else 160
             x = endpoints[name] = Module17(cfg, channels, name=name)(x, train)
         # `init` builds the aux head even for inference, unless the input is too small to
-        # train at all (its 5×5/3 pool needs a 5×5 Mixed_6e).
+        # train at all (its 5×5/3 pool needs a 5×5 grid after the last 17×17 module).
         if cfg.aux_head != "none" and (train or (self.is_initializing()
                                                   and min(x.shape[1:3]) >= 5)):
             aux = AuxHead(cfg, name="AuxLogits")(x, train)
             endpoints["AuxLogits"] = aux.astype(jnp.float32)
         x = endpoints["Mixed_7a"] = Reduction17to8(cfg, name="Mixed_7a")(x, train)
-        for name in ("Mixed_7b", "Mixed_7c"):
-            x = endpoints[name] = Module8(cfg, name=name)(x, train)
+        for i, name in enumerate(module_names(7, n_8)):
+            x = endpoints[name] = Module8(
+                cfg, "Conv2d_0b_3x1" if i == 0 else "Conv2d_0c_3x1", name=name)(x, train)
         # Global average pooling, so any input size the variant takes works.
         x = endpoints["AvgPool_1a"] = jnp.mean(x, axis=(1, 2), keepdims=True)
         x = endpoints["PreLogits"] = nn.Dropout(cfg.dropout_rate, deterministic=not train,
@@ -81,6 +87,12 @@ class Inception(nn.Module):
         logits = endpoints["Logits"] = logits[:, 0, 0, :].astype(jnp.float32)
         endpoints["Predictions"] = jax.nn.softmax(logits)
         return logits, endpoints
+
+
+def module_names(grid: int, count: int) -> list[str]:
+    """TF-slim's endpoint names of the Inception modules at one grid after its reduction:
+    Mixed_5b, 5c, ... (grid 5: 35×35), Mixed_6b, ... (17×17), Mixed_7b, ... (8×8)."""
+    return [f"Mixed_{grid}{chr(ord('b') + i)}" for i in range(count)]
 
 
 def create(preset: str | InceptionConfig = "inception_v3", **overrides) -> Inception:

@@ -32,15 +32,66 @@ def conv(k_h, k_w, c_in, c_out):
 RELEASED = get_preset("inception_v3")
 
 
-def test_module_35_two_3x3_in_place_of_5x5():
-    released = variables(RELEASED)["params"]["Mixed_5b"]["Branch_1"]
-    figure5 = variables(RELEASED.replace(module_35="double_3x3"))["params"]["Mixed_5b"]["Branch_1"]
-    assert n_params(released) == conv(1, 1, 192, 48) + conv(5, 5, 48, 64)
-    assert n_params(figure5) == conv(1, 1, 192, 48) + conv(3, 3, 48, 64) + conv(3, 3, 64, 64)
-    layers = rows(RELEASED.replace(module_35="double_3x3"))
-    assert layers["Mixed_5b/Branch_1/Conv2d_0c_3x3"].macs == 35 * 35 * 9 * 64 * 64
+def kernels(config, scope, size=299):
+    """The kernel sizes of the convolutions in one scope, from the cost table."""
+    return sorted(l.kernel for n, l in rows(config, size).items()
+                  if n.startswith(scope + "/") and l.type == "conv")
+
+
+@pytest.mark.parametrize("module,fives,threes", [
+    ("released", 1, 2), ("fig4", 1, 1), ("fig5", 0, 3), ("released_5x5_as_3x3", 0, 4)])
+def test_module_35_structure(module, fives, threes):
+    found = kernels(RELEASED.replace(module_35=module), "Mixed_5b")
+    assert found.count((5, 5)) == fives and found.count((3, 3)) == threes
+    assert found.count((1, 1)) == 4  # Branch_0, the two reductions, the pool's projection
+
+
+def test_table1_preset_has_figure_5_modules():
+    found = kernels(get_preset("inception_v2_table1"), "Mixed_5b")
+    assert found.count((5, 5)) == 0 and found.count((3, 3)) == 3
+
+
+def test_figure_4_to_5_replaces_only_the_5x5():
+    fig4 = variables(RELEASED.replace(module_35="fig4"))["params"]["Mixed_5b"]
+    fig5 = variables(RELEASED.replace(module_35="fig5"))["params"]["Mixed_5b"]
+    # Branch by branch: only Branch_1 differs, its 5×5 (48 → 64) now 3×3 48 → 64 → 3×3 64 → 64.
+    for branch in ("Branch_0", "Branch_2", "Branch_3"):
+        assert n_params(fig4[branch]) == n_params(fig5[branch])
+    assert n_params(fig4["Branch_2"]) == conv(1, 1, 192, 64) + conv(3, 3, 64, 96)
+    assert n_params(fig4["Branch_1"]) == conv(1, 1, 192, 48) + conv(5, 5, 48, 64)
+    assert n_params(fig5["Branch_1"]) == conv(1, 1, 192, 48) + conv(3, 3, 48, 64) + \
+        conv(3, 3, 64, 64)
+    macs = {m: sum(l.macs for n, l in rows(RELEASED.replace(module_35=m)).items()
+                   if n.startswith("Mixed_5b/")) for m in ("fig4", "fig5")}
+    # By hand, at 35×35: 25·48·64 taps·channels for the 5×5, 9·48·64 + 9·64·64 for the two
+    # 3×3: 35² · (76,800 − 27,648 − 36,864) = 1,225 · 12,288.
+    assert macs["fig4"] - macs["fig5"] == 15_052_800
     # The module still outputs 64 + 64 + 96 + 32 channels.
-    assert layers["Mixed_5c/Branch_0/Conv2d_0a_1x1"].input_shape == (35, 35, 256)
+    assert rows(RELEASED.replace(module_35="fig5"))[
+        "Mixed_5c/Branch_0/Conv2d_0a_1x1"].input_shape == (35, 35, 256)
+
+
+def test_old_module_35_name_says_what_to_use():
+    with pytest.raises(ValueError, match="released_5x5_as_3x3.*fig5"):
+        RELEASED.replace(module_35="double_3x3")
+
+
+def test_modules_per_grid():
+    config = RELEASED.replace(modules_per_grid=(2, 5, 1))
+    layers = rows(config)
+    scopes = sorted({n.split("/")[0] for n in layers if n.startswith("Mixed_")})
+    assert scopes == ["Mixed_5b", "Mixed_5c", "Mixed_6a", "Mixed_6b", "Mixed_6c", "Mixed_6d",
+                      "Mixed_6e", "Mixed_6f", "Mixed_7a", "Mixed_7b"]
+    # c = 128, 160, 160, 160, 192; the auxiliary head sits on the last 17×17 module.
+    assert [layers[f"Mixed_6{x}/Branch_1/Conv2d_0a_1x1"].output_shape[-1]
+            for x in "bcdef"] == [128, 160, 160, 160, 192]
+    assert layers["AuxLogits/AvgPool_1a_5x5"].input_shape == (17, 17, 768)
+    # Mixed_5c outputs 288 channels into Mixed_6a; one 8×8 module feeds the logits 2048.
+    assert layers["Mixed_6a/Branch_0/Conv2d_1a_1x1"].input_shape == (35, 35, 288)
+    assert layers["Logits/Conv2d_1c_1x1"].input_shape == (1, 1, 2048)
+    assert rows(get_preset("inception_v2_table1"))["Mixed_6f/Branch_0/Conv2d_0a_1x1"]
+    with pytest.raises(ValueError, match="modules_per_grid"):
+        RELEASED.replace(modules_per_grid=(3, 0, 2))
 
 
 @pytest.mark.parametrize("mode,n", [("asymmetric", 7), ("asymmetric", 3), ("asymmetric", 5),

@@ -100,6 +100,8 @@ class CostReport:
             "total": dataclasses.asdict(self.total),
             "aux_head": dataclasses.asdict(self.aux_head),
             "training_total": dataclasses.asdict(self.training_total),
+            "module_grids": {p.name: list(p.grid) for p in parts(self)
+                             if p.name in MODULE_STAGES},
             "layers": [dict(dataclasses.asdict(l), training_only=l.training_only)
                        for l in self.layers],
         }
@@ -161,6 +163,89 @@ def _cost(config: InceptionConfig, image_hw: tuple[int, int]) -> CostReport:
 def cost(config: InceptionConfig, image_size: int | tuple[int, int] = 299) -> CostReport:
     """The per-layer cost of `config` on `image_size` (side, or (height, width)) inputs."""
     return _cost(config, _image_hw(image_size))
+
+
+# ---------------------------------------------------------------------------------------------
+# The grids each part of the network acts on.
+
+MODULE_STAGES = ("35×35 modules", "17×17 modules", "8×8 modules")
+_PARTS = (("Stem", "stem"), ("Mixed_5", MODULE_STAGES[0]),
+          ("Mixed_6a", "35→17 reduction"), ("Mixed_6", MODULE_STAGES[1]),
+          ("AuxLogits", "auxiliary head"), ("Mixed_7a", "17→8 reduction"),
+          ("Mixed_7", MODULE_STAGES[2]), ("Logits", "classifier"))
+
+
+@dataclasses.dataclass(frozen=True)
+class Part:
+    """The layers of one part of the network (the stem, a stage of modules, a reduction...),
+    named by the paper's grid: "35×35 modules" act on a 35×35 grid at 299×299 input, on a
+    smaller one at a smaller input."""
+
+    name: str
+    scopes: str  # TF-slim's scopes, e.g. "Mixed_6b-6e"
+    layers: tuple[LayerCost, ...]
+
+    @property
+    def grid(self) -> tuple[int, int]:
+        """The grid (height, width) its first layer takes in."""
+        return self.layers[0].input_shape[:2]
+
+    @property
+    def structure(self) -> tuple:
+        """What the part computes, apart from its widths: two variants with equal structures
+        differ here only in width (a fixed-cost sweep's depth_multiplier)."""
+        return tuple((l.name.split("/", 1)[-1], l.type, l.kernel, l.stride, l.padding,
+                      l.input_shape[:2]) for l in self.layers)
+
+    def kernels_over_grid(self) -> list[tuple[int, int]]:
+        """The distinct convolution kernels larger than the grid they act on, in either
+        dimension (SAME padding: most of their taps multiply zeros)."""
+        return list(dict.fromkeys(
+            l.kernel for l in self.layers if l.type == "conv"
+            and (l.kernel[0] > l.input_shape[0] or l.kernel[1] > l.input_shape[1])))
+
+
+def parts(report: CostReport) -> list[Part]:
+    """The report's layers grouped into the parts of the network, in order."""
+    groups: dict[str, list] = {}
+    scopes: dict[str, list] = {}
+    for layer in report.layers:
+        scope = layer.name.split("/", 1)[0]
+        name = next(name for prefix, name in _PARTS if scope.startswith(prefix))
+        groups.setdefault(name, []).append(layer)
+        scopes.setdefault(name, [])
+        if scope not in scopes[name]:
+            scopes[name].append(scope)
+    label = lambda s: s[0] if len(s) == 1 else f"{s[0]}-{s[-1][len('Mixed_'):]}"  # noqa: E731
+    return [Part(name, label(scopes[name]), tuple(layers)) for name, layers in groups.items()]
+
+
+def grid_summary(report: CostReport) -> str:
+    """The grid each stage of modules acts on, e.g. "35×35 modules on 7×7, ..."."""
+    stages = {p.name: p for p in parts(report)}
+    return ", ".join(f"{name} ({stages[name].scopes}) on {_hw(stages[name].grid)}"
+                     for name in MODULE_STAGES if name in stages)
+
+
+def grid_warnings(report: CostReport) -> list[str]:
+    """One line for every part with a kernel larger than its grid."""
+    lines = []
+    for part in parts(report):
+        over = part.kernels_over_grid()
+        if over:
+            kernels = [_hw(k) for k in over]
+            kernels = ", ".join(kernels[:-1]) + " and " * (len(kernels) > 1) + kernels[-1]
+            verb, their = ("act", "their") if part.name.endswith("s") else ("acts", "its")
+            lines.append(
+                f"warning: at {_hw(report.image_size)} input the {part.name} ({part.scopes}) "
+                f"{verb} on a {_hw(part.grid)} grid, smaller than {their} {kernels} kernel"
+                f"{'s' if len(over) > 1 else ''}: most of those taps multiply SAME padding's "
+                "zeros.")
+    return lines
+
+
+def _hw(shape) -> str:
+    return f"{shape[0]}×{shape[1]}"
 
 
 def solve_depth_multiplier(config: InceptionConfig, image_size, target_macs: float,
@@ -231,6 +316,7 @@ def _summary_lines(report: CostReport) -> list[str]:
         lines.append(f"auxiliary head (training only): {aux.params:,} params, "
                      f"{aux.macs:,} multiply-adds; training total {train.params:,} params, "
                      f"{train.macs:,} multiply-adds")
+    lines.append(f"grids at {_hw(report.image_size)}: {grid_summary(report)}")
     return lines
 
 
@@ -321,6 +407,8 @@ def main(argv=None) -> int:
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    for line in grid_warnings(report):
+        print(line, file=sys.stderr)
     if args.match_macs and args.format in ("table", "markdown"):
         print(f"depth_multiplier solved to {config.depth_multiplier:.4f} to match "
               f"{args.match_macs}\n")

@@ -138,6 +138,21 @@ def test_cli_errors_are_one_sentence():
     assert bad_value.returncode == 2 and "'7x7'" in bad_value.stderr
 
 
+def test_grids_and_the_warning_for_kernels_larger_than_their_grid():
+    small = run_cli("--image-size", "75", "--set", "module_17_n=7", "--format", "json")
+    assert small.returncode == 0
+    assert json.loads(small.stdout)["module_grids"] == {
+        "35×35 modules": [7, 7], "17×17 modules": [3, 3], "8×8 modules": [1, 1]}
+    warnings = small.stderr.strip().splitlines()
+    assert any("17×17 modules (Mixed_6b-6e) act on a 3×3 grid, smaller than their 1×7 and 7×1"
+               in line for line in warnings)
+    assert all(line.startswith("warning: at 75×75 input") for line in warnings)
+    large = run_cli("--image-size", "299", "--set", "module_17_n=7")
+    assert large.returncode == 0 and large.stderr == ""
+    assert "grids at 299×299: 35×35 modules (Mixed_5b-5d) on 35×35, 17×17 modules " \
+           "(Mixed_6b-6e) on 17×17, 8×8 modules (Mixed_7b-7c) on 8×8" in large.stdout
+
+
 def test_receptive_field_networks_cost():
     base = cost.cost(get_preset("receptive_field_299"), 299).total.macs
     net_151 = cost.cost(get_preset("receptive_field_151"), 151)

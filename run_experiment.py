@@ -40,6 +40,15 @@ flags.DEFINE_bool("distributed", False, "Call jax.distributed.initialize() first
 flags.mark_flags_as_required(["config", "workdir"])
 
 
+def print_dry_run(units) -> int:
+    from inception_flax import sweep
+    listing, warnings = sweep.dry_run(units)
+    print(listing, flush=True)
+    for line in warnings:
+        print(line, file=sys.stderr)
+    return 0
+
+
 def main(argv):
     del argv
     logging.set_verbosity(logging.WARNING)  # orbax and TFDS log every step at INFO
@@ -51,15 +60,17 @@ def main(argv):
     try:
         if not sweep.is_sweep(config):
             if FLAGS.dry_run:
-                run = sweep.Run("run", config.seed, config, 0)
-                print(sweep.dry_run([run]))
-                return 0
-            train.train_and_evaluate(config, workdir)
+                return print_dry_run([[sweep.Run("run", config.seed, config, 0)]])
+            record = train.train_and_evaluate(config, workdir)
+            if record["status"] == "diverged":
+                print(f"diverged: {record['error']}; see {workdir}/final.json.", file=sys.stderr)
+                return 1
             return 0
         runs = sweep.expand(config)
         if FLAGS.dry_run:
-            print(sweep.dry_run(sweep.shard_of(runs, FLAGS.shard)))
-            return 0
+            print(sweep.describe(config))
+            return print_dry_run(sweep.shard_of(
+                sweep.programs(runs, sweep.seeds_per_program(config)), FLAGS.shard))
         failed = sweep.run_sweep(config, workdir, FLAGS.shard)
         if jax.process_index() == 0:
             report.write(workdir)
@@ -68,9 +79,6 @@ def main(argv):
         if failed:
             print(f"{failed} run(s) failed or diverged; see their final.json.", file=sys.stderr)
             return 1
-    except train.Diverged as error:
-        print(f"diverged: {error}", file=sys.stderr)
-        return 1
     except (ValueError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -1,23 +1,47 @@
 """Section 9, table 2: networks for 299×299, 151×151 and 79×79 receptive fields, each fed
-inputs of its size, at the same cost (fixed_cost: the width of the 151 and 79 networks is
-solved to the 299 network's multiply-adds within 1%). Paper top-1 accuracy: 76.6 / 76.4 / 75.2.
+inputs of its size, compared at equal cost (paper top-1 error: 23.4 / 23.6 / 24.8).
 
-On Fashion-MNIST the images are resized to each network's input size, so this experiment runs
-there as on ImageNet, at ImageNet's cost per image."""
+The 79 network is built as the paper describes it ("stride 1 and no pooling after the first
+layer"), from the released stem; so built it costs less than the other two (5.362 G against
+5.713 G multiply-adds at ImageNet's size, −6.2%), where the paper says the three cost the same.
+The table therefore has both rows: `rf79` as built (its own width, unequal cost) and
+`rf79_equal_cost`, widened to the 299 network's multiply-adds; the 151 network costs exactly
+what the 299 network costs. `fixed_cost` solves every width but `rf79`'s to the baseline's
+(`sweep.fixed_cost_exempt`).
 
-from experiments import base
+On ImageNet (`:imagenet`) the inputs are 299, 151 and 79 as in the paper. On the default data
+the three networks are scaled down to run here: inputs 139, 71 and 37, from which all three
+reach the same grids (35×35 modules on 15×15, 17×17 modules on 7×7, 8×8 modules on 3×3) as
+299/151/79 reach 35/17/8; width WIDTH with min_depth MIN_DEPTH; FRACTION. About TIME_ALL for
+the 12 runs here on the project's 2-core CPU. What that size can show: whether the three
+designs train equally well at equal cost. What it cannot: the paper's point that a
+low-resolution input loses little, since every Fashion-MNIST image is 28×28 upscaled, so the
+three inputs carry the same information; and the 79 network's deficit is larger at this size
+(the stem is a larger share of the cost): −CHEAPER% as built.
+"""
+
+from experiments import base, data_name
+
+# Input sides from which the three networks reach the same grids.
+SIZES = {"imagenet": (299, 151, 79), "fashion_mnist": (139, 71, 37)}
+
+AS_BUILT = ("as built from the released stem (stride 1, no MaxPool_3a): cheaper than the "
+            "others, not at equal cost")
 
 
 def get_config(data=None):
-    config = base(data, baseline="rf299", fixed_cost=True, axes=[{
-        "rf299": {"image_size": 299, "model.receptive_field": 299},
-        "rf151": {"image_size": 151, "model.receptive_field": 151},
-        "rf79": {"image_size": 79, "model.receptive_field": 79},
-    }], paper={"rf299": {"top1": 23.4}, "rf151": {"top1": 23.6}, "rf79": {"top1": 24.8}})
+    s299, s151, s79 = SIZES[data_name(data)]
+    config = base(data, {"model.depth_multiplier": 0.15, "model.min_depth": 8,
+                         "num_epochs": 0.5},
+        baseline="rf299", fixed_cost=True, fixed_cost_exempt=("rf79",), axes=[{
+            "rf299": {"image_size": s299, "model.receptive_field": 299},
+            "rf151": {"image_size": s151, "model.receptive_field": 151},
+            "rf79": {"image_size": s79, "model.receptive_field": 79},
+            "rf79_equal_cost": {"image_size": s79, "model.receptive_field": 79},
+        }], paper={"rf299": {"top1": 23.4}, "rf151": {"top1": 23.6},
+                   "rf79_equal_cost": {"top1": 24.8}},
+        notes={"rf79": AS_BUILT,
+               "rf79_equal_cost": "widened to the 299 network's multiply-adds; the paper's "
+                                  "24.8 is for its 79 network, which it says costs the same"})
     config.model.aux_head = "bn"
-    if (data or "fashion_mnist") == "fashion_mnist":
-        # At the default 0.25, TF-slim's int(d × m) rounding moves nearly every layer by one
-        # channel at once where the 79 network would match (m = 9/32): a 4% step, so no width
-        # is within 1%. From 0.3 one is.
-        config.model.depth_multiplier = 0.3
     return config

@@ -7,6 +7,7 @@ function of (seed, step)) and a JSON fingerprint of everything that must match t
 
 from __future__ import annotations
 
+import json
 import os
 
 import jax
@@ -19,8 +20,18 @@ RESUME_FIELDS = ("model", "dataset", "image_size", "global_batch_size", "seed",
 
 
 def fingerprint(config: ml_collections.ConfigDict) -> dict:
-    return {k: (config[k].to_dict() if isinstance(config[k], ml_collections.ConfigDict)
-                else config[k]) for k in RESUME_FIELDS}
+    """The RESUME_FIELDS as the checkpoint's JSON holds them (tuples read back as lists)."""
+    return json.loads(json.dumps({k: (config[k].to_dict() if isinstance(
+        config[k], ml_collections.ConfigDict) else config[k]) for k in RESUME_FIELDS}))
+
+
+def latest_step(workdir: str) -> int:
+    """The step of the newest checkpoint in `workdir` (0 where there is none), from the
+    directory names alone."""
+    directory = os.path.join(workdir, "checkpoints")
+    if not os.path.isdir(directory):
+        return 0
+    return max((int(name) for name in os.listdir(directory) if name.isdigit()), default=0)
 
 
 def manager(workdir: str, config: ml_collections.ConfigDict) -> ocp.CheckpointManager:

@@ -7,7 +7,12 @@ An experiment file (`experiments/NAME.py`) is an ordinary config whose `sweep` f
     config.sweep.combine = "product"      # or "zip": the i-th variant of every axis together
     config.sweep.seeds = (0, 1, 2)
     config.sweep.fixed_cost = True        # width solved to the baseline's multiply-adds (±1%)
+    config.sweep.fixed_cost_tolerance = 0.01  # relative
+    config.sweep.fixed_cost_exempt = ()   # variants kept at their own width all the same
     config.sweep.baseline = "released+relu"
+    config.sweep.only = ""                # comma-separated names or globs: run only these
+    config.sweep.notes = {}               # variant: a footnote for the tables
+    config.sweep.seeds_per_program = 1    # seeds of a variant trained together (jax.vmap)
 
 Variant names of several axes are joined with "+". Each run lives in `DIR/<variant>/seed<k>/`
 with its own checkpoints and `final.json`; `DIR/sweep.json` lists every planned run.
@@ -17,6 +22,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import fnmatch
 import functools
 import itertools
 import json
@@ -26,7 +32,7 @@ import traceback
 
 import ml_collections
 
-from inception_flax import cost, reporting
+from inception_flax import checkpoint, cost, reporting
 from inception_flax.config import InceptionConfig
 
 FINISHED = ("done", "diverged", "failed")
@@ -55,14 +61,16 @@ def is_sweep(config: ml_collections.ConfigDict) -> bool:
     return "sweep" in config
 
 
-def _apply(config: ml_collections.ConfigDict, overrides: dict) -> None:
+def apply_overrides(config: ml_collections.ConfigDict, overrides: dict) -> None:
+    """Sets each dotted key ("model.module_35") of `overrides` in `config`; a key that names
+    no field raises a ValueError."""
     for key, value in overrides.items():
         node = config
         *parents, leaf = key.split(".")
         for parent in parents:
             node = node[parent]
         if leaf not in node:
-            raise ValueError(f"variant override {key!r} names no config field; valid fields "
+            raise ValueError(f"override {key!r} names no config field; valid fields "
                              f"there: {', '.join(sorted(node.keys()))}.")
         node[leaf] = value
 
@@ -89,8 +97,33 @@ def variants(config: ml_collections.ConfigDict) -> list[tuple[str, dict]]:
     return result
 
 
+def selected(config: ml_collections.ConfigDict) -> list[str]:
+    """The variants this sweep runs: all, or those `sweep.only` names (comma-separated names
+    or shell-style globs, e.g. "released,35x35_*"), in the experiment's order."""
+    names = [name for name, _ in variants(config)]
+    patterns = [p.strip() for p in (config.sweep.get("only") or "").split(",") if p.strip()]
+    if not patterns:
+        return names
+    unmatched = [p for p in patterns if not fnmatch.filter(names, p)]
+    if unmatched:
+        raise ValueError(f"sweep.only={config.sweep.only!r}: {', '.join(map(repr, unmatched))} "
+                         f"matches no variant; variants: {', '.join(names)}.")
+    return [n for n in names if any(fnmatch.fnmatchcase(n, p) for p in patterns)]
+
+
+def baseline_of(config: ml_collections.ConfigDict) -> str:
+    names = [name for name, _ in variants(config)]
+    baseline = config.sweep.baseline or names[0]
+    if baseline not in names:
+        raise ValueError(f"sweep.baseline={baseline!r} is not a variant; variants: "
+                         f"{', '.join(names)}.")
+    return baseline
+
+
 def expand(config: ml_collections.ConfigDict) -> list[Run]:
-    """Every run of the sweep, in a fixed order (variants, then seeds)."""
+    """The runs of the selected variants (`sweep.only`), in a fixed order (variants, then
+    seeds). With `fixed_cost`, each variant's width is solved to the baseline's
+    multiply-adds, except for the variants in `fixed_cost_exempt`."""
     base = copy.deepcopy(config)
     sweep = base.sweep
     with base.unlocked():
@@ -98,23 +131,28 @@ def expand(config: ml_collections.ConfigDict) -> list[Run]:
     runs, target_macs = [], None
     named = variants(config)
     names = [name for name, _ in named]
-    baseline = sweep.baseline or names[0]
-    if baseline not in names:
-        raise ValueError(f"sweep.baseline={baseline!r} is not a variant; variants: "
-                         f"{', '.join(names)}.")
+    baseline = baseline_of(config)
+    chosen = selected(config)
+    exempt = tuple(sweep.get("fixed_cost_exempt") or ())
+    for name in exempt:
+        if name not in names:
+            raise ValueError(f"sweep.fixed_cost_exempt names {name!r}, which is not a variant; "
+                             f"variants: {', '.join(names)}.")
     configs = {}
     for name, overrides in named:
         variant = copy.deepcopy(base)
-        _apply(variant, overrides)
+        apply_overrides(variant, overrides)
         configs[name] = variant
     if sweep.fixed_cost:
         target = configs[baseline]
         target_macs = cost.cost(model_of(target), target.image_size).total.macs
         for name, variant in configs.items():
+            if name in exempt or name not in chosen:
+                continue
             solved = cost.solve_depth_multiplier(model_of(variant), variant.image_size,
-                                                 target_macs)
+                                                 target_macs, sweep.fixed_cost_tolerance)
             variant.model.depth_multiplier = float(round(solved.depth_multiplier, 6))
-    for name in names:
+    for name in chosen:
         for seed in sweep.seeds:
             run_config = copy.deepcopy(configs[name])
             run_config.seed = int(seed)
@@ -122,34 +160,113 @@ def expand(config: ml_collections.ConfigDict) -> list[Run]:
     return runs
 
 
-def shard_of(runs: list[Run], shard: str | None) -> list[Run]:
-    """This job's runs: `shard` "i/n", else Slurm's array index where set, else all."""
+def seeds_per_program(config: ml_collections.ConfigDict) -> int:
+    k = config.sweep.get("seeds_per_program", 1)
+    if not isinstance(k, int) or k < 1:
+        raise ValueError(f"sweep.seeds_per_program={k!r} is not valid; use a whole number "
+                         ">= 1 (1: each seed alone).")
+    return k
+
+
+def programs(runs: list[Run], size: int) -> list[list[Run]]:
+    """The units of work: each variant's seeds, `size` at a time (`seeds_per_program`), each
+    unit trained as one program; in the runs' order."""
+    units: list[list[Run]] = []
+    for run in runs:
+        if units and units[-1][0].variant == run.variant and len(units[-1]) < size:
+            units[-1].append(run)
+        else:
+            units.append([run])
+    return units
+
+
+def shard_of(units: list, shard: str | None) -> list:
+    """This job's units of work (runs, or programs of runs): every n-th from i for `shard`
+    "i/n", else for Slurm's array index where set, else all."""
     if shard is None and "SLURM_ARRAY_TASK_ID" in os.environ:
         first = int(os.environ.get("SLURM_ARRAY_TASK_MIN", 0))
         index = int(os.environ["SLURM_ARRAY_TASK_ID"]) - first
         count = int(os.environ.get("SLURM_ARRAY_TASK_COUNT", 1))
         shard = f"{index}/{count}"
     if shard is None:
-        return runs
+        return units
     try:
         index, count = (int(part) for part in shard.split("/"))
         assert 0 <= index < count
     except (ValueError, AssertionError):
         raise ValueError(f"--shard {shard!r} is not i/n with 0 <= i < n (e.g. 0/4).") from None
-    return [run for run in runs if run.index % count == index]
+    return [unit for position, unit in enumerate(units) if position % count == index]
 
 
 def run_costs(run: Run):
     return cost.cost(run.model_config(), run.config.image_size).total
 
 
-def dry_run(runs: list[Run]) -> str:
-    lines = [f"{'run':<40} {'params':>12} {'multiply-adds':>16}  image"]
-    for run in runs:
-        total = run_costs(run)
-        lines.append(f"{run.name:<40} {total.params:>12,} {total.macs:>16,}  "
-                     f"{run.config.image_size}")
+def describe(config: ml_collections.ConfigDict) -> str:
+    """The sweep in a few lines: its variants, the selection, seeds and cost rule."""
+    names = [name for name, _ in variants(config)]
+    chosen = selected(config)
+    sweep = config.sweep
+    lines = [f"variants: {', '.join(names)} (baseline {baseline_of(config)})"]
+    if chosen != names:
+        lines.append(f"selected by sweep.only={sweep.only!r}: {', '.join(chosen)}")
+    lines.append(f"seeds: {', '.join(str(s) for s in sweep.seeds)}; "
+                 f"{seeds_per_program(config)} per program (sweep.seeds_per_program)")
+    if sweep.fixed_cost:
+        exempt = tuple(sweep.get("fixed_cost_exempt") or ())
+        lines.append("fixed cost: each variant's width solved to the baseline's multiply-adds "
+                     f"(±{sweep.fixed_cost_tolerance:.1%})"
+                     + (f", except {', '.join(exempt)}" if exempt else ""))
     return "\n".join(lines)
+
+
+def dry_run(units: list[list[Run]]) -> tuple[str, list[str]]:
+    """The listing `--dry_run` prints (every run's width, parameters, multiply-adds, input
+    and the grids its stages of modules act on; the parts where the variants differ; the
+    seeds trained together), and the warnings for kernels larger than their grid (for
+    stderr)."""
+    runs = [run for unit in units for run in unit]
+    reports = {run.variant: cost.cost(run.model_config(), run.config.image_size)
+               for run in runs}
+    differ = _differing_parts(reports)
+    header = (f"{'run':<34} {'width':>8} {'params':>12} {'multiply-adds':>15} {'image':>5}  "
+              + " / ".join(cost.MODULE_STAGES) + " on")
+    lines = [header]
+    for run in runs:
+        report = reports[run.variant]
+        stages = {p.name: p for p in cost.parts(report)}
+        grids = " / ".join(
+            f"{stages[name].grid[0]}×{stages[name].grid[1]}" + ("*" if name in differ else "")
+            for name in cost.MODULE_STAGES if name in stages)
+        lines.append(f"{run.name:<34} {run.model_config().depth_multiplier:>8.4g} "
+                     f"{report.total.params:>12,} {report.total.macs:>15,} "
+                     f"{run.config.image_size:>5}  {grids}")
+    if differ:
+        lines.append("variants differ in: " + "; ".join(
+            f"{name} ({scopes}) on {grids}" for name, (scopes, grids) in differ.items())
+            + ("  (* in the grid columns)" if set(differ) & set(cost.MODULE_STAGES) else ""))
+    if any(len(unit) > 1 for unit in units):
+        lines.append("trained together, one program each: " + "; ".join(
+            f"{unit[0].variant}/seed " + ", ".join(str(r.seed) for r in unit) for unit in units))
+    warnings = list(dict.fromkeys(line for report in reports.values()
+                                  for line in cost.grid_warnings(report)))
+    return "\n".join(lines), warnings
+
+
+def _differing_parts(reports: dict) -> dict:
+    """{part: (scopes, grids)} for every part of the network whose structure (apart from
+    widths) is not the same in all variants: what the comparison tests."""
+    if len(reports) < 2:
+        return {}
+    by_variant = [{p.name: p for p in cost.parts(r)} for r in reports.values()]
+    names = list(dict.fromkeys(name for parts in by_variant for name in parts))
+    differ = {}
+    for name in names:
+        present = [parts[name] for parts in by_variant if name in parts]
+        if len(present) < len(by_variant) or len({p.structure for p in present}) > 1:
+            grids = " / ".join(dict.fromkeys(f"{p.grid[0]}×{p.grid[1]}" for p in present))
+            differ[name] = (present[0].scopes, grids)
+    return differ
 
 
 def status_of(workdir: str, run: Run) -> str | None:
@@ -166,59 +283,86 @@ def write_plan(workdir: str, config: ml_collections.ConfigDict, runs: list[Run])
     for r in runs:
         total = run_costs(r)
         planned.append({"variant": r.variant, "seed": r.seed, "dir": r.name,
-                        "params": total.params, "macs": total.macs})
+                        "params": total.params, "macs": total.macs,
+                        "depth_multiplier": r.config.model.depth_multiplier})
     plan = {"sweep": config.sweep.to_dict(), "runs": planned}
     reporting.write_json_atomically(os.path.join(workdir, "sweep.json"), plan)
 
 
 def run_sweep(config: ml_collections.ConfigDict, workdir: str, shard: str | None = None,
               train_fn=None) -> int:
-    """Runs this shard's runs that are not finished; returns the number that failed or
-    diverged (0: all good). `train_fn(config, run_dir)` defaults to the trainer, with one
-    compilation cache for the sweep (`workdir/jax_cache`): seeds of a variant compile once."""
+    """Runs this shard's runs that are not finished, `sweep.seeds_per_program` seeds of a
+    variant at a time as one program; returns the number that failed or diverged (0: all
+    good). `train_fn(configs, run_dirs) -> records` defaults to the trainer
+    (`train.train_seeds`), with one compilation cache for the sweep (`workdir/jax_cache`):
+    seeds of a variant compile once.
+
+    Seeds trained together must resume from the same step: after a restart (with the same or
+    another `seeds_per_program`), a unit's unfinished seeds are trained together where their
+    latest checkpoints are at the same step, apart where they are not."""
     if train_fn is None:
-        from inception_flax.train import train_and_evaluate
+        from inception_flax.train import train_seeds
         cache = os.path.join(workdir, "jax_cache")
-        train_fn = functools.partial(train_and_evaluate, compilation_cache_dir=cache)
+        train_fn = functools.partial(train_seeds, compilation_cache_dir=cache)
     runs = expand(config)
-    mine = shard_of(runs, shard)
+    units = shard_of(programs(runs, seeds_per_program(config)), shard)
     write_plan(workdir, config, runs)
+    mine = [run for unit in units for run in unit]
+    positions = {run.name: i + 1 for i, run in enumerate(mine)}
     bad, started, finished_here = 0, time.time(), 0
-    for position, run in enumerate(mine):
-        run_dir = os.path.join(workdir, run.name)
-        status = status_of(workdir, run)
-        if status in FINISHED:
-            print(f"[{position + 1}/{len(mine)}] {run.name}: {status} already, skipped",
-                  flush=True)
-            bad += status != "done"
-            continue
-        checkpoints = os.path.join(run_dir, "checkpoints")
-        resuming = os.path.isdir(checkpoints) and any(n.isdigit() for n in os.listdir(checkpoints))
-        print(f"[{position + 1}/{len(mine)}] {run.name}: "
-              f"{'resuming' if resuming else 'starting'}", flush=True)
-        try:
-            record = train_fn(run.config, run_dir)
-            status = record["status"]
-        except Exception as error:  # noqa: BLE001 (one failed run must not stop the others)
-            status = "diverged" if type(error).__name__ == "Diverged" else "failed"
-            if status == "failed":
-                os.makedirs(run_dir, exist_ok=True)
-                reporting.write_json_atomically(os.path.join(run_dir, "final.json"), {
-                    "status": "failed", "error": f"{type(error).__name__}: {error}",
-                    "traceback": traceback.format_exc(), "config": run.config.to_dict()})
-        if status == "preempted":
-            print("preempted: stopping the sweep; start the same command again to go on",
-                  flush=True)
-            return 0
-        bad += status != "done"
-        finished_here += 1
-        elapsed = time.time() - started
-        left = len(mine) - position - 1
-        counts = _counts(workdir, runs)
-        print(f"{run.name}: {status}. sweep: {counts['done']} done, {counts['failed']} failed, "
-              f"{counts['left']} left; this shard's ETA "
-              f"{reporting.format_seconds(elapsed / finished_here * left)}", flush=True)
+    for unit in units:
+        todo = []
+        for run in unit:
+            status = status_of(workdir, run)
+            if status in FINISHED:
+                print(f"[{positions[run.name]}/{len(mine)}] {run.name}: {status} already, "
+                      "skipped", flush=True)
+                bad += status != "done"
+            else:
+                todo.append(run)
+        for step, together in _by_resume_step(workdir, todo):
+            for run in together:
+                print(f"[{positions[run.name]}/{len(mine)}] {run.name}: "
+                      f"{f'resuming at step {step}' if step else 'starting'}"
+                      + (f" (one program with {len(together) - 1} other seed(s))"
+                         if len(together) > 1 else ""), flush=True)
+            statuses = _train(train_fn, workdir, together)
+            if "preempted" in statuses:
+                print("preempted: stopping the sweep; start the same command again to go on",
+                      flush=True)
+                return 0
+            bad += sum(status != "done" for status in statuses)
+            finished_here += len(together)
+            left = len(mine) - positions[together[-1].name]
+            counts = _counts(workdir, runs)
+            for run, status in zip(together, statuses):
+                print(f"{run.name}: {status}. sweep: {counts['done']} done, "
+                      f"{counts['failed']} failed, {counts['left']} left; this shard's ETA "
+                      f"{reporting.format_seconds((time.time() - started) / finished_here * left)}",
+                      flush=True)
     return bad
+
+
+def _train(train_fn, workdir: str, together: list[Run]) -> list[str]:
+    """Trains runs as one program; a failure is recorded in each run's final.json."""
+    dirs = [os.path.join(workdir, run.name) for run in together]
+    try:
+        return [record["status"] for record in train_fn([r.config for r in together], dirs)]
+    except Exception as error:  # noqa: BLE001 (one failed run must not stop the others)
+        for run, run_dir in zip(together, dirs):
+            os.makedirs(run_dir, exist_ok=True)
+            reporting.write_json_atomically(os.path.join(run_dir, "final.json"), {
+                "status": "failed", "error": f"{type(error).__name__}: {error}",
+                "traceback": traceback.format_exc(), "config": run.config.to_dict()})
+        return ["failed"] * len(together)
+
+
+def _by_resume_step(workdir: str, runs: list[Run]) -> list[tuple[int, list[Run]]]:
+    """The runs grouped by the step of their latest checkpoint (0: none), in order."""
+    groups: dict[int, list[Run]] = {}
+    for run in runs:
+        groups.setdefault(checkpoint.latest_step(os.path.join(workdir, run.name)), []).append(run)
+    return list(groups.items())
 
 
 def _counts(workdir: str, runs: list[Run]) -> dict:

@@ -1,6 +1,8 @@
 """Sweeps and reports: expansion, fixed cost, failures, shards, resume after a kill, the
 report's statistics against a hand computation, and the built-in experiments' dry runs."""
 
+import csv
+import io
 import json
 import math
 import os
@@ -14,7 +16,8 @@ import pytest
 from experiments import factorization, grid_reduction, paper_table3, quickstart, receptive_field
 from inception_flax import cost, report, sweep
 from tests.scripts.tiny import tiny_config
-from tests.test_train import ROOT, env, needs_fashion_mnist, wait_for
+from tests.test_train import (ROOT, assert_trees_equal, env, final_params, needs_fashion_mnist,
+                              wait_for)
 
 
 def sweep_config(**options):
@@ -26,20 +29,20 @@ def sweep_config(**options):
 
 def test_product_zip_and_seeds():
     config = sweep_config(seeds=(0, 1), axes=[
-        {"a": {}, "b": {"model.module_35": "double_3x3"}},
+        {"a": {}, "b": {"model.module_35": "fig5"}},
         {"x": {}, "y": {"label_smoothing": 0.0}, "z": {"model.module_17_n": 5}}],
         baseline="a+x")
     runs = sweep.expand(config)
     assert [r.name for r in runs[:3]] == ["a+x/seed0", "a+x/seed1", "a+y/seed0"]
     assert len(runs) == 2 * 3 * 2 and [r.index for r in runs] == list(range(12))
     b_z = [r for r in runs if r.variant == "b+z"][0].config
-    assert b_z.model.module_35 == "double_3x3" and b_z.model.module_17_n == 5
+    assert b_z.model.module_35 == "fig5" and b_z.model.module_17_n == 5
     assert [r.config.seed for r in runs[:2]] == [0, 1]
 
     config.sweep.combine = "zip"
     with pytest.raises(ValueError, match="axes of one length"):
         sweep.expand(config)
-    config.sweep.axes = [{"a": {}, "b": {"model.module_35": "double_3x3"}},
+    config.sweep.axes = [{"a": {}, "b": {"model.module_35": "fig5"}},
                          {"x": {}, "y": {"label_smoothing": 0.0}}]
     config.sweep.baseline = "a+x"
     assert sorted({r.variant for r in sweep.expand(config)}) == ["a+x", "b+y"]
@@ -59,6 +62,7 @@ def test_fixed_cost_matches_the_baseline():
         "base": {}, "full_7x7": {"model.module_17": "full"},
         "cheap_stem": {"model.stem": "7x7"}}])
     config.model.depth_multiplier = 0.5  # wide enough that min_depth floors no layer
+    config.sweep.seeds = (0,)
     runs = sweep.expand(config)
     target = cost.cost(runs[0].model_config(), 75).total.macs
     for run in runs:
@@ -66,29 +70,78 @@ def test_fixed_cost_matches_the_baseline():
     assert runs[1].config.model.depth_multiplier < 0.5 < runs[2].config.model.depth_multiplier
 
 
+def test_fixed_cost_exempt_keeps_a_variant_at_its_width():
+    config = receptive_field.get_config()
+    runs = {r.variant: r for r in sweep.expand(config)}
+    target = sweep.run_costs(runs["rf299"]).macs
+    assert runs["rf79"].config.model.depth_multiplier == config.model.depth_multiplier
+    assert sweep.run_costs(runs["rf79"]).macs < 0.9 * target  # as built: cheaper
+    assert abs(sweep.run_costs(runs["rf79_equal_cost"]).macs - target) <= 0.01 * target
+    assert runs["rf151"].config.model.depth_multiplier == config.model.depth_multiplier
+    with pytest.raises(ValueError, match="fixed_cost_exempt names 'rf80'"):
+        config.sweep.fixed_cost_exempt = ("rf80",)
+        sweep.expand(config)
+
+
+def test_only_some_variants():
+    config = factorization.get_config()
+    config.sweep.only = "released, 35x35_*"
+    runs = sweep.expand(config)
+    assert sorted({r.variant for r in runs}) == ["35x35_fig4", "35x35_fig5", "released"]
+    assert len(runs) == 9 and [r.index for r in runs] == list(range(9))
+    assert "selected by sweep.only='released, 35x35_*': released, 35x35_fig4, 35x35_fig5" in \
+        sweep.describe(config)
+    listing, _ = sweep.dry_run(sweep.programs(runs, 1))
+    assert "variants differ in: 35×35 modules (Mixed_5b-5d) on 7×7" in listing
+    assert "7×7* / 3×3 / 1×1" in listing
+    config.sweep.only = "35x35_fig6"
+    with pytest.raises(ValueError, match="'35x35_fig6' matches no variant; variants: released"):
+        sweep.expand(config)
+
+
+def test_seeds_per_program_groups_a_variants_seeds_into_units_of_work():
+    config = sweep_config(seeds=(0, 1, 2), seeds_per_program=2)
+    units = sweep.programs(sweep.expand(config), sweep.seeds_per_program(config))
+    assert [[r.name for r in unit] for unit in units] == [
+        ["fig4/seed0", "fig4/seed1"], ["fig4/seed2"], ["fig5/seed0", "fig5/seed1"],
+        ["fig5/seed2"]]
+    # A unit is one unit of work for --shard.
+    assert [[r.name for r in u] for u in sweep.shard_of(units, "1/2")] == [
+        ["fig4/seed2"], ["fig5/seed2"]]
+    listing, _ = sweep.dry_run(units)
+    assert "trained together, one program each: fig4/seed 0, 1; fig4/seed 2; fig5/seed 0, 1" \
+        in listing
+    config.sweep.seeds_per_program = 0
+    with pytest.raises(ValueError, match="seeds_per_program=0"):
+        sweep.seeds_per_program(config)
+
+
 def fake_train(calls, fail=()):
-    def train_fn(config, workdir):
-        calls.append(workdir)
-        if any(name in workdir for name in fail):
+    def train_fn(configs, workdirs):
+        calls.extend(workdirs)
+        if any(name in workdir for name in fail for workdir in workdirs):
             raise RuntimeError("injected failure")
-        os.makedirs(workdir, exist_ok=True)
-        record = {"status": "done", "ema_top1": 0.9, "ema_top5": 0.99, "params": 1,
-                  "macs": 2, "images_per_s": 100.0}
-        with open(os.path.join(workdir, "final.json"), "w") as f:
-            json.dump(record, f)
-        return record
+        records = []
+        for workdir in workdirs:
+            os.makedirs(workdir, exist_ok=True)
+            record = {"status": "done", "ema_top1": 0.9, "ema_top5": 0.99, "params": 1,
+                      "macs": 2, "images_per_s": 100.0}
+            with open(os.path.join(workdir, "final.json"), "w") as f:
+                json.dump(record, f)
+            records.append(record)
+        return records
     return train_fn
 
 
 def test_a_failure_leaves_the_others_and_is_marked(tmp_path):
     config = sweep_config(seeds=(0, 1))
     calls = []
-    failed = sweep.run_sweep(config, str(tmp_path), train_fn=fake_train(calls, ["double_3x3/seed1"]))
+    failed = sweep.run_sweep(config, str(tmp_path), train_fn=fake_train(calls, ["fig5/seed1"]))
     assert failed == 1 and len(calls) == 4
-    final = json.load(open(tmp_path / "double_3x3" / "seed1" / "final.json"))
+    final = json.load(open(tmp_path / "fig5" / "seed1" / "final.json"))
     assert final["status"] == "failed" and "injected failure" in final["error"]
     rows = {r["variant"]: r for r in report.write(str(tmp_path))}
-    assert rows["double_3x3"]["status"] == "1 done, 1 failed"
+    assert rows["fig5"]["status"] == "1 done, 1 failed"
     assert "1 failed" in (tmp_path / "results.md").read_text()
     # Finished runs (done or failed) are not run again.
     again = []
@@ -124,8 +177,8 @@ def write_made_up(workdir, results):
                 json.dump({"status": "done", "ema_top1": accuracy, "ema_top5": 0.99,
                            "params": 10, "macs": 20, "images_per_s": 50.0}, f)
     with open(os.path.join(workdir, "sweep.json"), "w") as f:
-        json.dump({"sweep": {"baseline": "base", "paper": {"base": {"top1": 21.2}}},
-                   "runs": runs}, f)
+        json.dump({"sweep": {"baseline": "base", "paper": {"base": {"top1": 21.2}},
+                             "notes": {"new": "a reconstruction"}}, "runs": runs}, f)
 
 
 def test_report_statistics_by_hand(tmp_path):
@@ -147,6 +200,23 @@ def test_report_statistics_by_hand(tmp_path):
     assert "9.00 ± 2.00 (n=3)" in markdown and "-3.00 [" in markdown and "21.2" in markdown
     csv_lines = (tmp_path / "results.csv").read_text().splitlines()
     assert len(csv_lines) == 4 and csv_lines[0].startswith("variant,params,macs")
+    # The 95% t-interval of a mean of 3 with std 2: ± t(0.975, 2) · 2 / √3, t = 4.302653.
+    ci = 4.302653 * 2 / math.sqrt(3)
+    assert rows["new"]["top1_ci"] == pytest.approx((9.0 - ci, 9.0 + ci), abs=1e-5)
+    assert f"[{9 - ci:.2f}, {9 + ci:.2f}]" in markdown
+    # The plot draws the table's numbers: the CSV's interval bounds, no bar for one seed.
+    table = {r["variant"]: r for r in csv.DictReader(io.StringIO("\n".join(csv_lines)))}
+    for point in report.accuracy_points(list(rows.values())):
+        written = table[point["variant"]]
+        assert point["top1"] == pytest.approx(float(written["top1_err_mean"]))
+        if point["n"] > 1:
+            assert (point["low"], point["high"]) == pytest.approx(
+                (float(written["top1_err_ci_low"]), float(written["top1_err_ci_high"])))
+        else:
+            assert math.isnan(point["low"]) and written["top1_err_ci_low"] == "nan"
+    assert [p["baseline"] for p in report.accuracy_points(list(rows.values()))] == \
+        [True, False, False]
+    assert "| new (a) |" in markdown and "(a) new: a reconstruction" in markdown
     assert (tmp_path / "accuracy_vs_macs.png").stat().st_size > 1000
     if shutil.which("pdflatex") is None:
         pytest.skip("pdflatex is not installed; the LaTeX table was not compiled")
@@ -158,25 +228,52 @@ def test_report_statistics_by_hand(tmp_path):
     assert result.returncode == 0, result.stdout[-2000:]
 
 
+def test_training_curves_spread_over_seeds(tmp_path):
+    write_made_up(str(tmp_path), {"base": [0.9, 0.8], "new": [0.9, 0.9]})
+    for seed, (losses, evals) in enumerate([((2.0, 1.0), (0.5, 0.8)),
+                                            ((4.0, 2.0), (0.7, 0.9))]):
+        with open(tmp_path / "base" / f"seed{seed}" / "metrics.jsonl", "w") as f:
+            for step, loss in zip((10, 20, 30), losses + (0.5,) * seed):  # seed 1 logs more
+                f.write(json.dumps({"step": step, "loss": loss}) + "\n")
+            for step, accuracy in zip((10, 20), evals):
+                f.write(json.dumps({"step": step, "ema_top1": accuracy}) + "\n")
+    bands = report.curve_bands(report.collect(str(tmp_path)))
+    assert set(bands) == {"base"}  # "new" logged nothing
+    loss, evals = bands["base"]["loss"], bands["base"]["eval"]
+    assert loss["steps"] == [10, 20] and loss["n"] == 2  # the steps every seed logged
+    assert loss["mean"] == [3.0, 1.5] and loss["low"] == [2.0, 1.0] and loss["high"] == [4.0, 2.0]
+    assert evals["mean"] == pytest.approx([40.0, 15.0])  # errors: (50, 30) and (20, 10)
+    assert evals["low"] == pytest.approx([30.0, 10.0])
+    report.write(str(tmp_path))
+    assert (tmp_path / "training_curves.png").stat().st_size > 1000
+
+
 EXPERIMENTS = [quickstart, factorization, grid_reduction, receptive_field, paper_table3]
 
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS, ids=lambda m: m.__name__.split(".")[-1])
 def test_dry_run_costs_agree_with_the_cost_cli(experiment, capsys):
     runs = sweep.expand(experiment.get_config())
-    listing = sweep.dry_run(runs).splitlines()[1:]
-    for run, line in zip(runs, listing):
+    listing, _ = sweep.dry_run(sweep.programs(runs, 1))
+    for run, line in zip(runs, listing.splitlines()[1:]):
         model = run.model_config()
         sets = [f"--set={field}={getattr(model, field)}" for field in (
             "num_classes", "depth_multiplier", "stem", "receptive_field", "module_35",
             "module_17", "module_17_n", "module_8", "factorization_activation",
-            "grid_reduction", "aux_head")]
+            "grid_reduction", "aux_head", "min_depth")] + [
+            f"--set=modules_per_grid={','.join(map(str, model.modules_per_grid))}"]
         assert cost.main(["--image-size", str(run.config.image_size), "--format", "json",
                           *sets]) == 0
-        total = json.loads(capsys.readouterr().out)["total"]
-        assert line.split()[0] == run.name
-        assert int(line.split()[2].replace(",", "")) == total["macs"]
-        assert int(line.split()[1].replace(",", "")) == total["params"]
+        printed = json.loads(capsys.readouterr().out)
+        total = printed["total"]
+        name, width, params, macs, image, *grids = line.split()
+        assert name == run.name and float(width) == pytest.approx(model.depth_multiplier, 1e-3)
+        assert int(macs.replace(",", "")) == total["macs"]
+        assert int(params.replace(",", "")) == total["params"]
+        assert int(image) == run.config.image_size
+        # The grid of each stage of modules, as the cost JSON gives it.
+        assert [g.rstrip("*") for g in grids if g != "/"] == [
+            f"{h}×{w}" for h, w in printed["module_grids"].values()]
 
 
 def test_imagenet_flag_switches_the_data():
@@ -208,3 +305,50 @@ def test_killed_sweep_resumes(tmp_path):
     assert json.load(open(os.path.join(workdir, "relu", "seed0", "final.json"))) == first
     table = open(os.path.join(workdir, "results.md")).read()
     assert "| relu |" in table and "| linear |" in table and "1 done" in table
+
+
+@needs_fashion_mnist
+def test_killed_grouped_sweep_resumes_every_seed_bit_for_bit(tmp_path):
+    def command(workdir):
+        return [sys.executable, os.path.join(ROOT, "run_experiment.py"), "--config",
+                os.path.join(ROOT, "tests", "scripts", "tiny_sweep.py:grouped"), "--workdir",
+                workdir]
+    straight, resumed = str(tmp_path / "straight"), str(tmp_path / "resumed")
+    result = subprocess.run(command(straight), env=env(), capture_output=True, text=True,
+                            cwd=ROOT, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "relu/seed1: starting (one program with 1 other seed(s))" in result.stdout
+    process = subprocess.Popen(command(resumed), env=env(), stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True, cwd=ROOT)
+    wait_for(process, "checkpoint saved at step 4")
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=60)
+    result = subprocess.run(command(resumed), env=env(), capture_output=True, text=True,
+                            cwd=ROOT, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "relu/seed0: resuming at step 4" in result.stdout
+    assert "seed 1: step 6/6" in result.stdout and "seed 1: step 2/6" not in result.stdout
+    for seed in (0, 1):
+        run = f"relu/seed{seed}"
+        assert_trees_equal(final_params(os.path.join(straight, run))[1],
+                           final_params(os.path.join(resumed, run))[1], exact=True)
+        finals = [json.load(open(os.path.join(d, run, "final.json")))
+                  for d in (straight, resumed)]
+        for key in ("raw_top1", "ema_top1", "ema_top5", "step", "status"):
+            assert finals[0][key] == finals[1][key], key
+
+
+def test_equal_records_give_a_byte_identical_report(tmp_path):
+    """A grouped sweep's records equal to a sweep's records alone give the same tables."""
+    tables = []
+    for k in (1, 3):
+        workdir = tmp_path / f"k{k}"
+        workdir.mkdir()
+        write_made_up(str(workdir), {"base": [0.90, 0.88, 0.86], "new": [0.93, 0.91, 0.89]})
+        plan = json.load(open(workdir / "sweep.json"))
+        plan["sweep"]["seeds_per_program"] = k
+        json.dump(plan, open(workdir / "sweep.json", "w"))
+        report.write(str(workdir))
+        tables.append([(workdir / name).read_bytes()
+                       for name in ("results.md", "results.csv", "results.tex")])
+    assert tables[0] == tables[1]

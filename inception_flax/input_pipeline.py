@@ -21,6 +21,7 @@ tf.data was chosen over Grain because TFDS prepares ImageNet as TFRecords by def
 from __future__ import annotations
 
 import dataclasses
+import functools
 import gzip
 import os
 from typing import Callable, Iterator
@@ -50,13 +51,15 @@ class DatasetNotFound(ValueError):
 # ---------------------------------------------------------------------------------------------
 # Images on the accelerator.
 
-def prepare_images(images, image_size: int):
+def prepare_images(images, image_size: int, dtype=jnp.float32):
     """Model input from a batch: uint8 images (any size, 1 or 3 channels) are scaled to
-    [-1, 1], given 3 channels and resized (bilinear) to image_size × image_size; float images
-    come from the TFDS pipeline already prepared and pass through."""
+    [-1, 1] in `dtype`, given 3 channels and resized (bilinear) to image_size × image_size;
+    float images come from the TFDS pipeline already prepared and pass through. (A float64
+    model gets float64 inputs: XLA:CPU's float32 resize rounds differently for different
+    batch shapes, which would show as a difference between 1 device and 8.)"""
     if images.dtype != jnp.uint8:
         return images
-    images = images.astype(jnp.float32) / 127.5 - 1.0
+    images = images.astype(dtype) / 127.5 - 1.0
     if images.shape[-1] == 1:
         images = jnp.repeat(images, 3, axis=-1)
     if images.shape[1:3] != (image_size, image_size):
@@ -76,9 +79,11 @@ def _read_idx(path: str) -> np.ndarray:
     return np.frombuffer(data, np.uint8, offset=4 + 4 * ndim).reshape(shape)
 
 
+@functools.lru_cache(maxsize=2)
 def load_fashion_mnist(directory: str = FASHION_MNIST_DIR):
     """(train_images, train_labels, test_images, test_labels) from the IDX files of Debian's
-    `dataset-fashion-mnist`; images as uint8 N×28×28×1."""
+    `dataset-fashion-mnist`; images as uint8 N×28×28×1 (read once per process; the seeds
+    trained together share them)."""
     names = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
              "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
     paths = [os.path.join(directory, n) for n in names]

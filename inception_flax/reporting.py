@@ -51,8 +51,9 @@ class EventWriter:
 
 class Reporter:
     def __init__(self, workdir: str, config, total_steps: int, start_step: int,
-                 global_batch: int):
+                 global_batch: int, prefix: str = ""):
         self.workdir, self.total_steps, self.global_batch = workdir, total_steps, global_batch
+        self.prefix = prefix  # names the seed where several train as one program
         self.writes = jax.process_index() == 0
         self.last_time, self.last_step = time.time(), start_step
         self.timed_images, self.timed_seconds = 0, 0.0  # after the first (compiling) interval
@@ -100,7 +101,7 @@ class Reporter:
             self._append(record)
             eta = (self.total_steps - step) * self.global_batch / max(self.images_per_second(),
                                                                         1e-9)
-            print(f"step {step}/{self.total_steps} | loss {record['loss']:.4f} | "
+            print(f"{self.prefix}step {step}/{self.total_steps} | loss {record['loss']:.4f} | "
                   f"train acc {record['accuracy']:.3f} | lr {record['learning_rate']:.4g} | "
                   f"{images_per_s:.0f} img/s | ETA {format_seconds(eta)}", flush=True)
         return record
@@ -110,7 +111,7 @@ class Reporter:
                                    if k.endswith(("top1", "top5"))}}
         if self.writes:
             self._append(record)
-            print(f"eval at step {step}: top-1 {results['raw_top1']:.4f} (EMA "
+            print(f"{self.prefix}eval at step {step}: top-1 {results['raw_top1']:.4f} (EMA "
                   f"{results['ema_top1']:.4f}), top-5 {results['raw_top5']:.4f} (EMA "
                   f"{results['ema_top5']:.4f}) on {results['eval_examples']} images", flush=True)
 

@@ -1,10 +1,18 @@
-"""Training and evaluation: data-parallel over every device of every process, exact resume.
+"""Training and evaluation: data-parallel over every device of every process, exact resume,
+and several seeds of one variant trained as one program.
 
-One flat loop with banner sections (config, mesh, input, model, update, checkpoint, loop).
-The train step is a pure function of (state, batch), written with `jax.shard_map` over the
-mesh's "batch" axis: each replica computes gradients on its part of the global batch, the
-gradients are averaged across replicas, and every replica applies the same update. It runs as
-two compiled programs, gradients then update, which compile concurrently (`TrainStep`).
+The file follows a run's life: config (what is checked before anything is written), update
+(the train and eval steps), state (initialisation), set-up, the loop, and the finish. The
+train step is a pure function of (state, batch), written with `jax.shard_map` over the mesh's
+"batch" axis: each replica computes gradients on its part of the global batch, the gradients
+are averaged across replicas, and every replica applies the same update. It runs as two
+compiled programs, gradients then update, which compile concurrently (`TrainStep`).
+
+Seeds trained together (`train_seeds` with several configs that differ only in `seed`): the
+state gets a leading seed axis and both programs are `jax.vmap`ped over it, so k seeds run as
+one program. Each seed keeps what it would have alone: its initial values, dropout draws and
+data order (its own input pipeline), its checkpoints, metrics and `final.json` in its own
+workdir. A seed whose loss stops being finite is recorded as diverged; the others go on.
 """
 
 from __future__ import annotations
@@ -43,10 +51,6 @@ class TrainState:
     rng: jax.Array
 
 
-class Diverged(RuntimeError):
-    pass
-
-
 # ---------------------------------------------------------------------------------------------
 # Config.
 
@@ -81,6 +85,19 @@ def validate(config: ml_collections.ConfigDict) -> InceptionConfig:
     return model
 
 
+def check_group(configs: list[ml_collections.ConfigDict]) -> None:
+    """Seeds trained together must be one variant: configs equal apart from `seed`."""
+    def without_seed(config):
+        fields = config.to_dict()
+        del fields["seed"]
+        return fields
+    seeds = [config.seed for config in configs]
+    if len(set(seeds)) != len(seeds):
+        raise ValueError(f"seeds trained together must differ; got {seeds}.")
+    if any(without_seed(c) != without_seed(configs[0]) for c in configs[1:]):
+        raise ValueError("seeds trained together must share every config field but `seed`.")
+
+
 # ---------------------------------------------------------------------------------------------
 # Update.
 
@@ -91,12 +108,12 @@ class TrainStep:
 
     The first call compiles both for the state's and batch's shapes at once: the update
     compiles on a second thread while this one traces and compiles the gradients, so tracing,
-    XLA's single-threaded passes and the two programs' kernels overlap (benchmarks/NOTES.md,
-    try 19). The state is donated to `update`.
+    XLA's single-threaded passes and the two programs' kernels overlap. The state is donated
+    to `update`. `grouped`: the state has a leading seed axis.
     """
 
-    def __init__(self, gradients, update):
-        self.gradients, self.update = gradients, update
+    def __init__(self, gradients, update, grouped: bool = False):
+        self.gradients, self.update, self.grouped = gradients, update, grouped
         self._compiled = set()
         self._offsets = None
 
@@ -105,7 +122,10 @@ class TrainStep:
         grads = jax.tree_util.tree_map(
             lambda p: jax.ShapeDtypeStruct(p.shape, p.dtype, sharding=p.sharding), state.params)
         sharding = jax.tree_util.tree_leaves(state.params)[0].sharding
-        self._offsets = flat.Layout.of(state.params).offsets(sharding)
+        one_seed = jax.tree_util.tree_map(  # the layout of one seed's parameters
+            lambda p: jax.ShapeDtypeStruct(p.shape[1:] if self.grouped else p.shape, p.dtype),
+            state.params)
+        self._offsets = flat.Layout.of(one_seed).offsets(sharding)
         update = self.update.lower(state, grads, state.batch_stats, self._offsets)
         with concurrent.futures.ThreadPoolExecutor(1) as pool:
             compiled = pool.submit(update.compile)
@@ -124,10 +144,13 @@ class TrainStep:
         return state, {**metrics, **more}
 
 
-def make_steps(model: models.Inception, config, tx, schedule, num_classes: int, mesh):
+def make_steps(model: models.Inception, config, tx, schedule, num_classes: int, mesh,
+               grouped: bool = False):
     """The train step (a `TrainStep`) and the jitted eval step, shard_map'ed over the batch
-    axis."""
+    axis. `grouped`: both take a state with a leading seed axis (the train step's batch has
+    one too, each seed's own; the eval step's batch is shared) and are vmapped over it."""
     size = config.image_size
+    input_dtype = jnp.float64 if config.model.dtype == "float64" else jnp.float32
 
     def loss_fn(params, batch_stats, images, labels, rng):
         (logits, ends), updates = model.apply(
@@ -143,7 +166,7 @@ def make_steps(model: models.Inception, config, tx, schedule, num_classes: int, 
         return jax.lax.pmean(loss, AXIS), (logits, updates["batch_stats"])
 
     def gradients(params, batch_stats, rng, step, batch):
-        images = input_pipeline.prepare_images(batch["image"], size)
+        images = input_pipeline.prepare_images(batch["image"], size, input_dtype)
         rng = jax.random.fold_in(jax.random.fold_in(rng, step), jax.lax.axis_index(AXIS))
         (loss, (logits, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
             params, batch_stats, images, batch["label"], rng)
@@ -168,25 +191,36 @@ def make_steps(model: models.Inception, config, tx, schedule, num_classes: int, 
         return state, metrics
 
     def eval_step(params, batch_stats, batch):
-        images = input_pipeline.prepare_images(batch["image"], size)
+        images = input_pipeline.prepare_images(batch["image"], size, input_dtype)
         logits = model.apply({"params": params, "batch_stats": batch_stats}, images)
         labels, mask = batch["label"], batch["mask"]
         top5 = jnp.any(jax.lax.top_k(logits, min(5, num_classes))[1] == labels[:, None], -1)
         count = lambda hits: jax.lax.psum(jnp.sum(hits & mask), AXIS)  # noqa: E731
-        return count(jnp.argmax(logits, -1) == labels), count(top5), count(mask)
+        return jnp.stack([count(jnp.argmax(logits, -1) == labels), count(top5), count(mask)])
 
     batch_spec = P(AXIS)
+    if grouped:
+        gradients, eval_step = jax.vmap(gradients), jax.vmap(eval_step, in_axes=(0, 0, None))
+        update = jax.vmap(update, in_axes=(0, 0, 0, None))
+        train_batch_spec = P(None, AXIS)
+    else:
+        train_batch_spec = batch_spec
     train = TrainStep(
-        jax.jit(jax.shard_map(gradients, mesh=mesh, in_specs=(P(), P(), P(), P(), batch_spec),
-                              out_specs=P())),
+        jax.jit(jax.shard_map(gradients, mesh=mesh,
+                              in_specs=(P(), P(), P(), P(), train_batch_spec), out_specs=P())),
         jax.jit(jax.shard_map(update, mesh=mesh, in_specs=P(), out_specs=P()),
-                donate_argnums=0))
+                donate_argnums=0), grouped)
     evaluate = jax.jit(jax.shard_map(eval_step, mesh=mesh, in_specs=(P(), P(), batch_spec),
                                      out_specs=P()))
     return train, evaluate
 
 
-def init_state(model, config, tx, sample_images, replicated) -> TrainState:
+# ---------------------------------------------------------------------------------------------
+# State.
+
+def init_state(model, config, tx, sample_images, replicated, seeds=None) -> TrainState:
+    """The initial state for `config.seed`, or, given `seeds`, one per seed stacked on a
+    leading axis (each seed's values exactly those it gets alone)."""
     def init(rng):
         params_rng, dropout_rng = jax.random.split(rng)
         variables = model.init(params_rng, sample_images, train=False)
@@ -195,16 +229,27 @@ def init_state(model, config, tx, sample_images, replicated) -> TrainState:
                           batch_stats=batch_stats,
                           opt_state=tx.init(flat.Layout.of(params).pack(params)),
                           ema_params=params, ema_batch_stats=batch_stats, rng=dropout_rng)
+    if seeds is None:
+        keys = jax.random.PRNGKey(config.seed)
+    else:
+        keys, init = jnp.stack([jax.random.PRNGKey(s) for s in seeds]), jax.vmap(init)
     # On a CPU, LLVM's level 1 compiles the initializers (threefry per kernel) in 2/3 of the
-    # default's time, to the same values; the program runs once (benchmarks/NOTES.md, try 8).
+    # default's time, to the same values; the program runs once.
     options = {"xla_backend_optimization_level": 1} if jax.default_backend() == "cpu" else None
-    return jax.jit(init, out_shardings=replicated, compiler_options=options)(
-        jax.random.PRNGKey(config.seed))
+    return jax.jit(init, out_shardings=replicated, compiler_options=options)(keys)
 
 
-def evaluate_all(evaluate, state: TrainState, dataset, batch_sharding, max_examples=0) -> dict:
-    """Top-1/top-5 accuracy of the raw and the EMA weights on the whole evaluation split."""
-    counts = {"raw": np.zeros(3), "ema": np.zeros(3)}
+def seed_slice(tree, index: int | None):
+    """Seed `index`'s part of a grouped tree; the tree itself where `index` is None."""
+    return tree if index is None else jax.tree_util.tree_map(lambda x: x[index], tree)
+
+
+def evaluate_all(evaluate, state: TrainState, dataset, batch_sharding, max_examples=0,
+                 seeds: int | None = None) -> list[dict]:
+    """Top-1/top-5 accuracy of the raw and the EMA weights on the evaluation split, for each
+    seed (one record; `seeds` records for a grouped state)."""
+    shape = (3,) if seeds is None else (seeds, 3)
+    counts = {"raw": np.zeros(shape), "ema": np.zeros(shape)}
     seen = 0
     for batch in dataset.eval_batches():
         if max_examples and seen >= max_examples:
@@ -213,12 +258,17 @@ def evaluate_all(evaluate, state: TrainState, dataset, batch_sharding, max_examp
         counts["raw"] += np.array(evaluate(state.params, state.batch_stats, batch))
         counts["ema"] += np.array(evaluate(state.ema_params, state.ema_batch_stats, batch))
         seen += batch["label"].shape[0]
-    result = {}
-    for name, (top1, top5, n) in counts.items():
-        result[f"{name}_top1"] = top1 / n
-        result[f"{name}_top5"] = top5 / n
-    result["eval_examples"] = int(counts["raw"][2])
-    return result
+    results = []
+    for index in range(1 if seeds is None else seeds):
+        result = {}
+        for name, per_seed in counts.items():
+            top1, top5, n = per_seed if seeds is None else per_seed[index]
+            result[f"{name}_top1"] = top1 / n
+            result[f"{name}_top5"] = top5 / n
+        result["eval_examples"] = int((counts["raw"] if seeds is None
+                                       else counts["raw"][index])[2])
+        results.append(result)
+    return results
 
 
 def agree(flag: bool) -> bool:
@@ -234,110 +284,218 @@ def to_global(batch: dict, sharding) -> dict:
 
 
 # ---------------------------------------------------------------------------------------------
-# The loop.
+# Set-up: everything checked, built and restored before the first step.
 
-def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
-                       compilation_cache_dir: str | None = None) -> dict:
-    """Trains and evaluates `config` in `workdir`, resuming from its latest checkpoint.
+@dataclasses.dataclass
+class Training:
+    """One program's runs (one seed, or several seeds of one variant) and what they share."""
 
-    With `config.compilation_cache`, compiled programs are kept in JAX's persistent cache,
-    `compilation_cache_dir` (default `workdir/jax_cache`; a sweep passes one directory for all
-    its runs), so a rerun, a resumed run or another seed of the variant does not recompile.
+    configs: list  # one config per seed; configs[0] stands for the settings they share
+    workdirs: list
+    grouped: bool  # the state has a leading seed axis
+    datasets: list  # one input pipeline per seed (its own data order)
+    state: TrainState
+    train_step: TrainStep
+    evaluate: object
+    batch_sharding: NamedSharding
+    eval_sharding: NamedSharding
+    managers: list
+    reporters: list
+    fingerprints: list
+    total_steps: int
+    start_step: int
+    called: float
+    records: list  # each seed's final record, filled in as the run goes
+    live: list  # per seed: False once its loss is no longer finite
 
-    Returns the final record, also written to `workdir/final.json` ("status": "done",
-    "preempted" after SIGTERM, or "diverged"); raises `Diverged` after writing it for a NaN
-    or infinite loss.
-    """
+    @property
+    def config(self):
+        return self.configs[0]
+
+    def seeds(self) -> range:
+        return range(len(self.configs))
+
+    def member(self, tree, index: int):
+        return seed_slice(tree, index if self.grouped else None)
+
+    def batch(self, iterators) -> dict:
+        parts = [next(it) for it in iterators]
+        if self.grouped:
+            parts = [{k: np.stack([p[k] for p in parts]) for k in parts[0]}]
+        return to_global(parts[0], self.batch_sharding)
+
+    def save(self) -> None:
+        for i in self.seeds():
+            if self.live[i]:
+                ckpt.save(self.managers[i], self.member(self.state, i), self.fingerprints[i])
+
+    def evaluate_now(self) -> list[dict]:
+        return evaluate_all(self.evaluate, self.state, self.datasets[0], self.eval_sharding,
+                            self.config.max_eval_examples,
+                            len(self.configs) if self.grouped else None)
+
+
+def set_up(configs, workdirs, compilation_cache_dir) -> Training:
     called = time.time()
-    # Config: everything checked before anything is written.
+    check_group(configs)
+    config = configs[0]
     model_cfg = validate(config)
-    dataset = input_pipeline.create(config, config.global_batch_size, config.eval_batch_size)
-    model = models.Inception(model_cfg)
-    num_classes = model_cfg.num_classes
+    datasets = [input_pipeline.create(c, c.global_batch_size, c.eval_batch_size)
+                for c in configs]
+    num_classes, dataset = model_cfg.num_classes, datasets[0]
     if num_classes != dataset.num_classes:
         raise ValueError(f"model.num_classes={num_classes} but {dataset.name} has "
                          f"{dataset.num_classes} classes; set --config.model.num_classes="
                          f"{dataset.num_classes}.")
-    total_steps = int(round(config.num_epochs * dataset.steps_per_epoch))
-    fingerprint = ckpt.fingerprint(config)
-    os.makedirs(workdir, exist_ok=True)
+    for workdir in workdirs:
+        os.makedirs(workdir, exist_ok=True)
     if config.compilation_cache:
         jax.config.update("jax_compilation_cache_dir",
-                          compilation_cache_dir or os.path.join(workdir, "jax_cache"))
+                          compilation_cache_dir or os.path.join(workdirs[0], "jax_cache"))
         jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
 
     # Mesh: every device of every process on one data-parallel axis.
     mesh = jax.make_mesh((jax.device_count(),), (AXIS,))
     replicated = NamedSharding(mesh, P())
-    batch_sharding = NamedSharding(mesh, P(AXIS))
+    grouped = len(configs) > 1
 
-    # Model and update.
+    # Model, update and state.
+    model = models.Inception(model_cfg)
     schedule = optim.learning_rate(config, dataset.steps_per_epoch)
     tx = optim.optimizer(config, schedule)
     sample = jnp.zeros((1, config.image_size, config.image_size, 3), jnp.float32)
-    state = init_state(model, config, tx, sample, replicated)
-    train_step, evaluate = make_steps(model, config, tx, schedule, num_classes, mesh)
+    state = init_state(model, config, tx, sample, replicated,
+                       [c.seed for c in configs] if grouped else None)
+    train_step, evaluate = make_steps(model, config, tx, schedule, num_classes, mesh, grouped)
 
-    # Checkpoint: resume where a previous run stopped.
-    manager = ckpt.manager(workdir, config)
-    state = ckpt.restore_latest(manager, state, fingerprint)
-    start_step = int(state.step)
-    reporter = Reporter(workdir, config, total_steps, start_step, config.global_batch_size)
+    # Checkpoints: each seed resumes from its own, and all from the same step.
+    managers = [ckpt.manager(workdir, c) for workdir, c in zip(workdirs, configs)]
+    fingerprints = [ckpt.fingerprint(c) for c in configs]
+    restored = [ckpt.restore_latest(m, seed_slice(state, i if grouped else None), f)
+                for i, (m, f) in enumerate(zip(managers, fingerprints))]
+    steps = [int(s.step) for s in restored]
+    if len(set(steps)) > 1:
+        raise ValueError(f"seeds trained together must resume from the same step; their "
+                         f"checkpoints are at steps {steps} ({', '.join(workdirs)}).")
+    if steps[0]:
+        state = (jax.jit(lambda *s: jax.tree_util.tree_map(lambda *x: jnp.stack(x), *s),
+                         out_shardings=replicated)(*restored) if grouped else restored[0])
+    total_steps = int(round(config.num_epochs * dataset.steps_per_epoch))
+    reporters = [Reporter(w, c, total_steps, steps[0], c.global_batch_size,
+                          f"seed {c.seed}: " if grouped else "")
+                 for w, c in zip(workdirs, configs)]
+    report = cost.cost(model_cfg, config.image_size)
+    records = [{"config": c.to_dict(), "allocator": malloc.active(),
+                "params": report.total.params, "macs": report.total.macs,
+                "training_params": report.training_total.params, "total_steps": total_steps,
+                "steps_per_epoch": dataset.steps_per_epoch} for c in configs]
+    return Training(configs, workdirs, grouped, datasets, state, train_step, evaluate,
+               NamedSharding(mesh, P(None, AXIS) if grouped else P(AXIS)),
+               NamedSharding(mesh, P(AXIS)), managers, reporters, fingerprints, total_steps,
+               steps[0], called, records, [True] * len(configs))
 
+
+# ---------------------------------------------------------------------------------------------
+# The loop.
+
+def loop(run: Training) -> str:
+    """Trains from `run.start_step` to the end; returns "done", "preempted" (after SIGTERM,
+    with a checkpoint) or "diverged" (every seed's loss stopped being finite)."""
+    config = run.config
     preempted = []  # SIGTERM (a scheduler's preemption) asks for a checkpoint and a clean exit
     previous_handler = signal.signal(signal.SIGTERM, lambda *_: preempted.append(True))
-
-    report = cost.cost(model_cfg, config.image_size)
-    record = {"config": config.to_dict(), "allocator": malloc.active(),
-              "params": report.total.params,
-              "macs": report.total.macs, "training_params": report.training_total.params,
-              "total_steps": total_steps, "steps_per_epoch": dataset.steps_per_epoch}
-    status, diverged_step = "done", None
-    start_time = time.time()
+    iterators = [d.train_batches(run.start_step) for d in run.datasets]
+    pending = []
     try:
-        batches = dataset.train_batches(start_step)
-        pending = []
-        for step in range(start_step, total_steps):
-            state, metrics = train_step(state, to_global(next(batches), batch_sharding))
+        for step in range(run.start_step, run.total_steps):
+            run.state, metrics = run.train_step(run.state, run.batch(iterators))
             pending.append(metrics)
-            if step == start_step:  # set-up, both compilations and one step (one sync)
+            done, last = step + 1, step + 1 == run.total_steps
+            if step == run.start_step:  # set-up, both compilations and one step (one sync)
                 jax.block_until_ready(metrics)
-                record["startup_s"] = time.time() - called
-            last = step + 1 == total_steps
-            if (step + 1) % config.log_every_steps == 0 or last:
-                logged = reporter.log_train(step + 1, jax.device_get(pending))
+                for record in run.records:
+                    record["startup_s"] = time.time() - run.called
+            logging = done % config.log_every_steps == 0 or last
+            if logging:
+                log_train(run, done, jax.device_get(pending))
                 pending = []
-                if not np.isfinite(logged["loss"]):
-                    status, diverged_step = "diverged", step + 1
-                    break
-            if config.eval_every_steps and (step + 1) % config.eval_every_steps == 0 and not last:
-                reporter.log_eval(step + 1, evaluate_all(evaluate, state, dataset,
-                                                         batch_sharding, config.max_eval_examples))
-            stop = agree(bool(preempted)) if (step + 1) % config.log_every_steps == 0 or \
-                jax.process_count() == 1 else False
-            if ((step + 1) % config.checkpoint_every_steps == 0 and not last) or stop:
-                ckpt.save(manager, state, fingerprint)
-                reporter.say(f"checkpoint saved at step {step + 1}")
+                if not any(run.live):
+                    return "diverged"
+            if config.eval_every_steps and done % config.eval_every_steps == 0 and not last:
+                for i, results in enumerate(run.evaluate_now()):
+                    if run.live[i]:
+                        run.reporters[i].log_eval(done, results)
+            # Every process must stop at the same step: they agree at logging steps.
+            stop = agree(bool(preempted)) if logging or jax.process_count() == 1 else False
+            if (done % config.checkpoint_every_steps == 0 and not last) or stop:
+                run.save()
+                run.reporters[0].say(f"checkpoint saved at step {done}")
             if stop:
-                status = "preempted"
-                break
+                return "preempted"
     finally:
         signal.signal(signal.SIGTERM, previous_handler)
+    return "done"
+
+
+def log_train(run: Training, step: int, pending: list[dict]) -> None:
+    """Each live seed's progress line and metrics; a seed whose loss is not finite is
+    recorded as diverged at this step."""
+    for i in run.seeds():
+        if not run.live[i]:
+            continue
+        logged = run.reporters[i].log_train(step, [run.member(m, i) for m in pending])
+        if not np.isfinite(logged["loss"]):
+            run.live[i] = False
+            run.records[i].update(status="diverged", diverged_at_step=step,
+                                  error=f"the loss became {logged['loss']} at step {step}")
+
+
+# ---------------------------------------------------------------------------------------------
+# The finish.
+
+def finish(run: Training, status: str, start_time: float) -> list[dict]:
+    """Saves and evaluates what finished, writes every seed's `final.json`; returns the
+    records."""
     wall = time.time() - start_time
-    record.update(status=status, step=int(state.step), wall_time_s=wall,
-                  images_per_s=reporter.images_per_second())
-    if status == "diverged":
-        record["diverged_at_step"] = diverged_step
-        reporter.write_final(record)
-        manager.close()
-        raise Diverged(f"the loss became {logged['loss']} at step {diverged_step}; "
-                       f"see {os.path.join(workdir, 'final.json')}.")
     if status == "done":
-        ckpt.save(manager, state, fingerprint)
-        record.update(evaluate_all(evaluate, state, dataset, batch_sharding,
-                                   config.max_eval_examples))
-        reporter.log_eval(int(state.step), record)
-    manager.wait_until_finished()
-    manager.close()
-    reporter.write_final(record)
-    return record
+        run.save()
+        for i, results in enumerate(run.evaluate_now()):
+            if run.live[i]:
+                run.records[i].update(results)
+                run.reporters[i].log_eval(int(run.member(run.state.step, i)), results)
+    for i in run.seeds():
+        run.managers[i].wait_until_finished()
+        run.managers[i].close()
+        record = run.records[i]
+        record.setdefault("status", status)
+        record.update(step=int(run.member(run.state.step, i)), wall_time_s=wall,
+                      images_per_s=run.reporters[i].images_per_second())
+        run.reporters[i].write_final(record)
+    return run.records
+
+
+def train_seeds(configs: list[ml_collections.ConfigDict], workdirs: list[str],
+                compilation_cache_dir: str | None = None) -> list[dict]:
+    """Trains and evaluates the seeds `configs` (one variant: configs equal but for `seed`)
+    as one program, each in its own workdir, resuming from their checkpoints (which must be
+    at the same step). One config trains alone, without a seed axis.
+
+    With `config.compilation_cache`, compiled programs are kept in JAX's persistent cache,
+    `compilation_cache_dir` (default the first workdir's `jax_cache`; a sweep passes one
+    directory for all its runs), so a rerun, a resumed run or another seed of the variant does
+    not recompile.
+
+    Returns each seed's final record, also written to its `workdir/final.json`: "status" is
+    "done", "preempted" (after SIGTERM) or "diverged" (with "diverged_at_step").
+    """
+    run = set_up(configs, workdirs, compilation_cache_dir)
+    start_time = time.time()
+    status = loop(run)
+    return finish(run, status, start_time)
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
+                       compilation_cache_dir: str | None = None) -> dict:
+    """Trains and evaluates `config` alone in `workdir` (see `train_seeds`); returns its
+    final record."""
+    return train_seeds([config], [workdir], compilation_cache_dir)[0]

@@ -55,7 +55,7 @@ def main(argv):
     import jax
     if FLAGS.distributed:
         jax.distributed.initialize()
-    from inception_flax import report, sweep, train
+    from inception_flax import results, sweep, train
     config, workdir = FLAGS.config, FLAGS.workdir
     try:
         if not sweep.is_sweep(config):
@@ -73,7 +73,7 @@ def main(argv):
                 sweep.programs(runs, sweep.seeds_per_program(config)), FLAGS.shard))
         failed = sweep.run_sweep(config, workdir, FLAGS.shard)
         if jax.process_index() == 0:
-            report.write(workdir)
+            results.write(workdir)
             with open(os.path.join(workdir, "results.md")) as f:
                 print(f.read())
         if failed:

@@ -45,7 +45,7 @@ sweep.apply_overrides(config, {{"model.module_35": "fig5", "model.lowering": {lo
 seeds = {seeds}
 grouped = seeds > 1
 mesh = jax.make_mesh((jax.device_count(),), (train.AXIS,))
-model = models.Inception(train.model_config(config))
+model = train.build_model(config)
 schedule = optim.learning_rate(config, 1875)
 tx = optim.optimizer(config, schedule)
 sample = jnp.zeros((1, config.image_size, config.image_size, 3))

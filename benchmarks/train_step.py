@@ -56,8 +56,9 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P  # noqa: E402
 
 from common import median_and_spread, parser as benchmark_parser  # noqa: E402
 from configs import fashion_mnist  # noqa: E402
-from configs.imagenet_inception_v3 import model_fields  # noqa: E402
-from inception_flax import cost, models, optim, train  # noqa: E402
+from inception_flax import cost, optim, train  # noqa: E402
+from inception_flax.config import get_preset  # noqa: E402
+from inception_flax.run_config import model_fields  # noqa: E402
 
 # Dense peak TFLOP/s by device kind and compute dtype (vendor data sheets, SXM parts). JAX's
 # default precision lets XLA compute float32 convolutions and dots in TensorFloat-32 on these
@@ -91,10 +92,10 @@ class Ours:
         config = fashion_mnist.get_config()
         config.image_size, config.global_batch_size = size, batch
         aux = "bn" if size >= 107 else "none"
-        config.model = model_fields("inception_v3", num_classes=classes, aux_head=aux,
-                                    dtype=dtype, lowering=lowering)
-        self.model_config = train.model_config(config)
-        model = models.Inception(self.model_config)
+        config.model = model_fields(get_preset("inception_v3", num_classes=classes,
+                                               aux_head=aux, dtype=dtype, lowering=lowering))
+        model = train.build_model(config)
+        self.model_config = model.config
         mesh = Mesh(np.array(jax.devices()[:1]), (train.AXIS,))
         schedule = optim.learning_rate(config, 100)
         tx = optim.optimizer(config, schedule)
@@ -290,13 +291,13 @@ def main():
                         help="compute dtype (parameters stay float32; Keras: mixed_bfloat16)")
     parser.add_argument("--lowering", default="auto", choices=("auto", "xla", "matmul"),
                         help="InceptionConfig.lowering of our model")
-    parser.add_argument("--cold-rounds", type=int, default=3,
+    parser.add_argument("--cold_rounds", "--cold-rounds", type=int, default=3,
                         help="rounds of fresh processes (one per contender) for the first "
                              "step and peak memory")
-    parser.add_argument("--no-memory", dest="memory", action="store_false",
+    parser.add_argument("--no_memory", "--no-memory", dest="memory", action="store_false",
                         help="skip the fresh processes (first step in this process only; no "
                              "peak memory)")
-    parser.add_argument("--torch-python", default=None,
+    parser.add_argument("--torch_python", "--torch-python", default=None,
                         help="a Python with torch and torchvision: also run torchvision")
     parser.add_argument("--json", default=None, help="also write the results here")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)

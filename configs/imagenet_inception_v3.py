@@ -5,19 +5,11 @@ Architecture" and TF-slim's training defaults, each number with its source.
         --config.data_dir=/path/to/tensorflow_datasets
 """
 
-import dataclasses
-
 import ml_collections
 from ml_collections import config_dict
 
 from inception_flax.config import get_preset
-
-
-def model_fields(preset: str, **overrides) -> ml_collections.ConfigDict:
-    """Every InceptionConfig field of a preset, so `--config.model.FIELD=...` is type-checked."""
-    fields = dataclasses.asdict(get_preset(preset, **overrides))
-    del fields["batch_norm_axis_name"]  # set by the trainer from sync_batch_norm
-    return ml_collections.ConfigDict(fields)
+from inception_flax.run_config import model_fields
 
 
 def get_config():
@@ -38,7 +30,7 @@ def get_config():
 
     # Model: the released Inception-v3 (its batch-norm decay 0.9997 and epsilon 1e-3 are
     # TF-slim's inception_v3_arg_scope defaults).
-    config.model = model_fields("inception_v3", num_classes=1000)
+    config.model = model_fields(get_preset("inception_v3", num_classes=1000))
     config.sync_batch_norm = False  # each replica normalizes its own batch, as in the paper
 
     # Optimizer: section 8.

@@ -22,7 +22,8 @@ SMOOTHING = dict(RMSPROP, label_smoothing=0.1)
 FACTORIZED = dict(SMOOTHING, **{"model.stem": "released"})
 BN_AUX = dict(FACTORIZED, **{"model.aux_head": "bn"})
 
-STEM = "reconstruction: the paper gives the 7×7 stem's width and padding nowhere (64, VALID assumed)"
+STEM = ("reconstruction: the paper gives the 7×7 stem's width and padding nowhere (64, VALID "
+        "assumed)")
 HEAD = "reconstruction: the auxiliary head before BN-auxiliary (its 5×5 layer with a bias, no BN)"
 
 

@@ -9,16 +9,14 @@ what it measured). Grids on the default data (75×75): the 35×35 modules act on
 5×5 and two 3×3 both fit; the 17×17 and 8×8 modules, the same in both variants, act on 3×3
 and 1×1."""
 
-from experiments import base
+from experiments import SHORT_RUN, base
 
 RECONSTRUCTION = "in the released module's widths, avg pool (the paper draws no widths)"
 
 
 def get_config(data=None):
-    return base(data, {
-        "model.depth_multiplier": 0.125, "model.min_depth": 8, "global_batch_size": 32,
-        "learning_rate": 0.09, "num_epochs": 0.5, "lr_decay_epochs": 0.1,
-        "ema_decay": 0.99, "model.batch_norm_decay": 0.9, "log_every_steps": 100},
+    return base(data, dict(SHORT_RUN, **{
+        "model.depth_multiplier": 0.125, "model.min_depth": 8, "num_epochs": 0.5}),
         baseline="fig4", axes=[{"fig4": {"model.module_35": "fig4"},
                                 "fig5": {"model.module_35": "fig5"}}],
         notes={"fig4": "figure 4 " + RECONSTRUCTION, "fig5": "figure 5 " + RECONSTRUCTION})

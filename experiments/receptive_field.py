@@ -20,7 +20,7 @@ three inputs carry the same information; and the 79 network's deficit is larger 
 (the stem is a larger share of the cost): −CHEAPER% as built.
 """
 
-from experiments import base, data_name
+from experiments import SHORT_RUN, base, data_name
 
 # Input sides from which the three networks reach the same grids.
 SIZES = {"imagenet": (299, 151, 79), "fashion_mnist": (139, 71, 37)}
@@ -31,8 +31,8 @@ AS_BUILT = ("as built from the released stem (stride 1, no MaxPool_3a): cheaper 
 
 def get_config(data=None):
     s299, s151, s79 = SIZES[data_name(data)]
-    config = base(data, {"model.depth_multiplier": 0.15, "model.min_depth": 8,
-                         "num_epochs": 0.5},
+    config = base(data, dict(SHORT_RUN, **{
+        "model.depth_multiplier": 0.15, "model.min_depth": 8, "num_epochs": 0.5}),
         baseline="rf299", fixed_cost=True, fixed_cost_exempt=("rf79",), axes=[{
             "rf299": {"image_size": s299, "model.receptive_field": 299},
             "rf151": {"image_size": s151, "model.receptive_field": 151},

@@ -12,7 +12,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from inception_flax.config import InceptionConfig
-from inception_flax.layers import Branch, Conv, Pool, Pooling, apply_layer
+from inception_flax.layers import Branch, Conv, Pool, Pooling, Runtime, apply_layer
 
 AVG_POOL_3x3 = Pool("AvgPool_0a_3x3", "avg", (3, 3))
 
@@ -20,7 +20,7 @@ AVG_POOL_3x3 = Pool("AvgPool_0a_3x3", "avg", (3, 3))
 def concat_branches(module: nn.Module, branches, x, train: bool):
     """Applies `Branch_0` ... `Branch_k` to the same input and concatenates their outputs."""
     return jnp.concatenate(
-        [Branch(tuple(layers), module.config, name=f"Branch_{i}")(x, train)
+        [Branch(tuple(layers), module.config, module.runtime, name=f"Branch_{i}")(x, train)
          for i, layers in enumerate(branches)], axis=-1)
 
 
@@ -33,6 +33,7 @@ class Stem(nn.Module):
     """
 
     config: InceptionConfig
+    runtime: Runtime
 
     @nn.compact
     def __call__(self, x, train: bool):
@@ -58,7 +59,7 @@ class Stem(nn.Module):
                        Pool("MaxPool_5a_3x3", "max", (3, 3), 2, "VALID")]
         endpoints = {}
         for layer in layers:
-            x = endpoints[layer.name] = apply_layer(layer, x, train, cfg)
+            x = endpoints[layer.name] = apply_layer(layer, x, train, cfg, self.runtime)
         return x, endpoints
 
 
@@ -73,6 +74,7 @@ class Module35(nn.Module):
     """
 
     config: InceptionConfig
+    runtime: Runtime
     pool_features: int
     # TF-slim's names for Branch_1's 1×1 and 5×5 (its checkpoint calls them
     # `Conv2d_0b_1x1` and `Conv_1_0c_5x5` in Mixed_5c).
@@ -113,6 +115,7 @@ class Module17(nn.Module):
     """
 
     config: InceptionConfig
+    runtime: Runtime
     channels: int  # c: 128 in Mixed_6b, 160 in 6c and 6d, 192 in 6e
 
     @nn.compact
@@ -151,6 +154,7 @@ class Module8(nn.Module):
     """
 
     config: InceptionConfig
+    runtime: Runtime
     # TF-slim's name for Branch_1's 3×1: `Conv2d_0b_3x1` in Mixed_7b, `Conv2d_0c_3x1` in 7c.
     branch_1_3x1_name: str = "Conv2d_0c_3x1"
 
@@ -187,6 +191,7 @@ class GridReduction(nn.Module):
     """
 
     config: InceptionConfig
+    runtime: Runtime
 
     def branches(self, stride: int, padding: str) -> list:
         raise NotImplementedError
@@ -197,11 +202,11 @@ class GridReduction(nn.Module):
         if mode == "fig10":
             return concat_branches(self, self.branches(2, "VALID"), x, train)
         if mode == "fig9_pool_first":
-            x = Pooling(Pool("MaxPool_0a_3x3", "max", (3, 3), 2, "VALID"), self.config,
+            x = Pooling(Pool("MaxPool_0a_3x3", "max", (3, 3), 2, "VALID"), self.runtime,
                         name="MaxPool_0a_3x3")(x)
         x = concat_branches(self, self.branches(1, "SAME"), x, train)
         if mode == "fig9_module_first":
-            x = Pooling(Pool("MaxPool_2a_3x3", "max", (3, 3), 2, "VALID"), self.config,
+            x = Pooling(Pool("MaxPool_2a_3x3", "max", (3, 3), 2, "VALID"), self.runtime,
                         name="MaxPool_2a_3x3")(x)
         return x
 
@@ -257,16 +262,18 @@ class AuxHead(nn.Module):
     """
 
     config: InceptionConfig
+    runtime: Runtime
 
     @nn.compact
     def __call__(self, x, train: bool):
-        cfg, d = self.config, self.config.depth
-        x = apply_layer(Pool("AvgPool_1a_5x5", "avg", (5, 5), 3, "VALID"), x, train, cfg)
-        x = apply_layer(Conv("Conv2d_1b_1x1", d(128), (1, 1)), x, train, cfg)
+        cfg, d, runtime = self.config, self.config.depth, self.runtime
+        x = apply_layer(Pool("AvgPool_1a_5x5", "avg", (5, 5), 3, "VALID"), x, train, cfg,
+                        runtime)
+        x = apply_layer(Conv("Conv2d_1b_1x1", d(128), (1, 1)), x, train, cfg, runtime)
         k = (min(5, x.shape[1]), min(5, x.shape[2]))
         x = apply_layer(Conv(f"Conv2d_2a_{k[0]}x{k[1]}", d(768), k, padding="VALID",
                              batch_norm=cfg.aux_head == "bn", init_stddev=0.01),
-                        x, train, cfg)
+                        x, train, cfg, runtime)
         x = apply_layer(Conv("Conv2d_2b_1x1", cfg.num_classes, (1, 1), relu=False,
-                             batch_norm=False, init_stddev=0.001), x, train, cfg)
+                             batch_norm=False, init_stddev=0.001), x, train, cfg, runtime)
         return jnp.mean(x, axis=(1, 2))

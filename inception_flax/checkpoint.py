@@ -1,14 +1,18 @@
-"""Orbax checkpoints of the whole training state, refused when they belong to another run.
+"""Orbax checkpoints of the whole training state, refused when they belong to another run, set
+aside when they are damaged.
 
 Each checkpoint holds the `TrainState` (parameters, optimizer state, moving averages, batch
 statistics, step and RNG; the data position is the step, since the input pipeline is a
 function of (seed, step)) and a JSON fingerprint of everything that must match to resume.
+A newest checkpoint that cannot be read (truncated or corrupted files) is renamed
+`<step>.damaged` by process 0 and the run resumes from the newest intact one.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import sys
 
 import jax
 import ml_collections
@@ -47,18 +51,55 @@ def save(manager: ocp.CheckpointManager, state, meta: dict) -> None:
 
 
 def restore_latest(manager: ocp.CheckpointManager, state, meta: dict):
-    """`state` itself where there is no checkpoint; else the latest one, restored with the
-    shapes and shardings of `state`. A ValueError if it was written for another run."""
-    step = manager.latest_step()
-    if step is None:
-        return state
-    saved = manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
-    if saved != meta:
-        differing = sorted(k for k in set(saved) | set(meta) if saved.get(k) != meta.get(k))
-        raise ValueError(
-            f"the checkpoint at step {step} in {manager.directory} was written for another run "
-            f"(it differs in {', '.join(differing)}); use a new --workdir, or the config it "
-            "was written with.")
+    """`state` itself where there is no checkpoint; else the newest intact one, restored with
+    the shapes and shardings of `state`. A damaged one is set aside with a warning; a
+    `WrongRun` error if the newest intact one was written for another run; a ValueError if
+    every one is damaged."""
     target = jax.tree_util.tree_map(ocp.utils.to_shape_dtype_struct, state)
-    return manager.restore(step, args=ocp.args.Composite(
-        state=ocp.args.StandardRestore(target)))["state"]
+    set_aside = []
+    for step in sorted(manager.all_steps(), reverse=True):
+        try:
+            saved = manager.restore(step, args=ocp.args.Composite(
+                meta=ocp.args.JsonRestore()))["meta"]
+            if saved == meta:
+                restored = manager.restore(step, args=ocp.args.Composite(
+                    state=ocp.args.StandardRestore(target)))["state"]
+        except Exception as error:  # noqa: BLE001 (orbax and TensorStore raise many kinds)
+            set_aside.append(_set_aside(manager, step, error))
+            continue
+        if saved != meta:
+            differing = sorted(k for k in set(saved) | set(meta)
+                               if saved.get(k) != meta.get(k))
+            raise ValueError(
+                f"the checkpoint at step {step} in {manager.directory} was written for another "
+                f"run (it differs in {', '.join(differing)}); use a new --workdir, or the "
+                "config it was written with.")
+        return restored
+    if set_aside:
+        raise ValueError(
+            f"every checkpoint in {manager.directory} is damaged (set aside as "
+            f"{', '.join(set_aside)}); run the command again to start from step 0.")
+    return state
+
+
+def _set_aside(manager: ocp.CheckpointManager, step: int, error: Exception) -> str:
+    """Renames a damaged checkpoint `<step>.damaged` (process 0) and tells orbax; returns its
+    new name."""
+    directory = os.fspath(manager.directory)
+    name = f"{step}.damaged"
+    if jax.process_index() == 0:
+        target = os.path.join(directory, name)
+        suffix = 1
+        while os.path.exists(target):
+            suffix += 1
+            target = os.path.join(directory, f"{step}.damaged{suffix}")
+        os.rename(os.path.join(directory, str(step)), target)
+        name = os.path.basename(target)
+        print(f"warning: the checkpoint at step {step} in {directory} is damaged "
+              f"({type(error).__name__}); set aside as {name}, resuming from an older one.",
+              file=sys.stderr, flush=True)
+    if jax.process_count() > 1:  # the others look again once process 0 has renamed it
+        from jax.experimental import multihost_utils
+        multihost_utils.sync_global_devices(f"checkpoint {step} set aside")
+    manager.reload()
+    return name

@@ -39,17 +39,15 @@ class InceptionConfig:
       dropout_rate: dropout before the classifier (TF-slim keeps 0.8, so 0.2).
       dtype: compute dtype of activations; parameters are created float32. "float64" (with
         `jax_enable_x64`) is for numerical checks, such as 8 devices against 1.
-      lowering: how convolutions and max pooling are handed to XLA; the network and its
-        gradients are the same. "xla": `lax.conv_general_dilated` and `lax.reduce_window`;
-        "matmul": im2col patches times the kernel, and max pooling's gradient by strided
-        slices (`inception_flax.ops`), much faster on XLA's CPU backend at full width;
-        "auto": "matmul" when JAX's default backend is the CPU, "xla" on GPUs and TPUs. At a
-        quarter width "xla" trains faster on a CPU (`configs/fashion_mnist.py` sets it).
+      lowering: how convolutions and max pooling are handed to XLA, asked of
+        `inception_flax.backends.choose` (the one place that reads the backend); the network
+        and its gradients are the same. "xla": `lax.conv_general_dilated` and
+        `lax.reduce_window`; "matmul": im2col patches times the kernel, and max pooling's
+        gradient by strided slices (`inception_flax.ops`), much faster on XLA's CPU backend
+        at full width; "auto": "matmul" on a CPU, "xla" on GPUs and TPUs. At a quarter width
+        "xla" trains faster on a CPU (`configs/fashion_mnist.py` sets it).
       batch_norm_decay: moving-average decay of batch-norm statistics (TF-slim: 0.9997).
       batch_norm_epsilon: batch-norm epsilon (TF-slim and Keras: 1e-3).
-      batch_norm_axis_name: in training, the mesh axis over which batch statistics are
-        computed (synchronized batch norm); None normalizes each replica's batch on its own,
-        as the paper's replicas did. The trainer sets it from `sync_batch_norm`.
       stem: the layers before the first 35×35 module.
         "released": Conv2d_1a_3x3/2, 2a_3x3, 2b_3x3, MaxPool_3a, 3b_1x1 (80), 4a_3x3 (192),
           MaxPool_5a: the code TF-slim and Keras ship; the first 35×35 module sees 192 channels.
@@ -130,7 +128,6 @@ class InceptionConfig:
     lowering: Lowering = "auto"
     batch_norm_decay: float = 0.9997
     batch_norm_epsilon: float = 1e-3
-    batch_norm_axis_name: str | None = None
     stem: Stem = "released"
     receptive_field: ReceptiveField = 299
     module_35: Module35 = "released"
@@ -171,6 +168,10 @@ class InceptionConfig:
             raise ValueError("num_classes and min_depth must be positive integers.")
         if not 0.0 <= self.dropout_rate < 1.0:
             raise ValueError(f"dropout_rate={self.dropout_rate} must be in [0, 1).")
+        if not 0.0 <= self.batch_norm_decay < 1.0:
+            raise ValueError(f"batch_norm_decay={self.batch_norm_decay} must be in [0, 1).")
+        if not self.batch_norm_epsilon > 0:
+            raise ValueError(f"batch_norm_epsilon={self.batch_norm_epsilon} must be > 0.")
         if not isinstance(self.modules_per_grid, tuple) or len(self.modules_per_grid) != 3 \
                 or not all(
                 isinstance(n, int) and 1 <= n <= MAX_MODULES for n in self.modules_per_grid):
@@ -182,18 +183,26 @@ class InceptionConfig:
         """TF-slim's filter count for a layer of `filters` filters in the released network."""
         return max(int(filters * self.depth_multiplier), self.min_depth)
 
+    @classmethod
+    def from_fields(cls, fields) -> "InceptionConfig":
+        """The config with these fields (a mapping, e.g. a training config's `model`; the
+        rest default to the released network's); unknown names raise a ValueError."""
+        cls._check_names(fields)
+        return cls(**dict(fields))
+
     def replace(self, **overrides) -> "InceptionConfig":
         """A copy with some fields changed; unknown field names raise a ValueError."""
         self._check_names(overrides)
         return dataclasses.replace(self, **overrides)
 
-    def _check_names(self, fields) -> None:
-        names = {f.name for f in dataclasses.fields(self)}
+    @classmethod
+    def _check_names(cls, fields) -> None:
+        names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(fields) - names)
         if unknown:
             raise ValueError(
-                f"unknown InceptionConfig field(s) {', '.join(unknown)}; "
-                f"valid fields: {', '.join(sorted(names))}.")
+                f"unknown InceptionConfig field(s) {', '.join(unknown)} (model."
+                f"{unknown[0]}); valid fields: {', '.join(sorted(names))}.")
 
     def coerce(self, field: str, text: str):
         """Parses `text` (from a command line) into the type of `field`."""

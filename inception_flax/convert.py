@@ -16,13 +16,14 @@ import functools
 import os
 import re
 
+import flax
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 from flax.core import unfreeze
 
-from inception_flax import cost
+from inception_flax import models
 from inception_flax.blocks import AuxHead
 from inception_flax.config import INCEPTION_V3, InceptionConfig
 from inception_flax.models import Inception
@@ -88,8 +89,8 @@ def from_keras(model_or_path, config: InceptionConfig | None = None, rng=None,
       model_or_path: a live `keras.applications.InceptionV3`, or the path of a saved
         `.keras`/`.h5` model or of a weights-only `.h5` (as Keras downloads them).
       config: the target config; default: `inception_v3` with Keras's number of classes.
-        Only `num_classes`, `dropout_rate`, `dtype` and batch-norm decay may differ from the
-        released network.
+        Only `num_classes`, `dropout_rate`, `dtype`, `lowering`, `aux_head` and batch-norm
+        decay may differ from the released network.
       rng: initialises what Keras does not have: the auxiliary head (TF-slim has one) and,
         for an `include_top=False` model, the classifier. Default `PRNGKey(0)`.
       image_size: the input side the auxiliary head is shaped for (299).
@@ -100,7 +101,7 @@ def from_keras(model_or_path, config: InceptionConfig | None = None, rng=None,
     if config is None:
         num_classes = dense[-1].units if dense else INCEPTION_V3.num_classes
         config = INCEPTION_V3.replace(num_classes=num_classes)
-    free = {"num_classes", "dropout_rate", "dtype", "batch_norm_decay", "aux_head"}
+    free = {"num_classes", "dropout_rate", "dtype", "batch_norm_decay", "aux_head", "lowering"}
     differing = [f.name for f in dataclasses.fields(config)
                  if f.name not in free and getattr(config, f.name) != getattr(INCEPTION_V3, f.name)]
     if differing:
@@ -111,18 +112,22 @@ def from_keras(model_or_path, config: InceptionConfig | None = None, rng=None,
     aux_rng, logits_rng = jax.random.split(rng)
     # The variables' structure from shapes alone; every leaf is filled below.
     images = jax.ShapeDtypeStruct((1, image_size, image_size, 3), jnp.float32)
-    variables = unfreeze(jax.eval_shape(
-        functools.partial(Inception(config).init, train=False), rng, images))
+    network = Inception(config)
+    variables = unfreeze(jax.eval_shape(functools.partial(network.init, train=False), rng,
+                                        images))
     params, stats = variables["params"], variables["batch_stats"]
 
-    layers = cost.cost(config, image_size).layers
-    aux_input = [l.input_shape for l in layers if l.training_only]
-    if aux_input:  # TF-slim's auxiliary head, which Keras does not have: initialised
-        aux = AuxHead(config, parent=None).init(aux_rng, jnp.zeros((1, *aux_input[0])),
-                                                train=False)
+    if "AuxLogits" in params:  # TF-slim's auxiliary head, which Keras does not have
+        ends = jax.eval_shape(lambda v, x: network.apply(v, x, return_endpoints=True)[1],
+                              variables, images)
+        last_17x17 = models.module_names(6, config.modules_per_grid[1])[-1]
+        aux = AuxHead(config, models.runtime_for(config), parent=None).init(
+            aux_rng, jnp.zeros((1, *ends[last_17x17].shape[1:])), train=False)
         params["AuxLogits"], stats["AuxLogits"] = aux["params"], aux["batch_stats"]
-    ours = [l.name for l in layers
-            if l.type == "conv" and not l.training_only and l.name != LOGITS]
+    # Flax keeps parameters in the order the network creates them: TF-slim's, which Keras's
+    # layers follow too.
+    ours = ["/".join(path[:-2]) for path in flax.traverse_util.flatten_dict(params)
+            if path[-2:] == ("Conv", "kernel") and path[0] not in ("AuxLogits", "Logits")]
     convs = _creation_order([l for l in model.layers if isinstance(l, keras.layers.Conv2D)])
     norms = _creation_order([l for l in model.layers
                              if isinstance(l, keras.layers.BatchNormalization)])

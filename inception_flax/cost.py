@@ -10,15 +10,15 @@ shapes. Conventions:
 - `total` is the inference network; the auxiliary head, which only runs in training, is
   reported as `aux_head`, and `training_total` is both together.
 
-Command line (`python -m inception_flax.cost --help`):
-    python -m inception_flax.cost --preset inception_v3 --image-size 299
-    python -m inception_flax.cost --preset receptive_field_79 --image-size 79 \
-        --match-macs inception_v3@299 --format json
+Command line (`python -m inception_flax.cost --help`; the older `--image-size` and
+`--match-macs` spellings work too):
+    python -m inception_flax.cost --preset inception_v3 --image_size 299
+    python -m inception_flax.cost --preset receptive_field_79 --image_size 79 \
+        --match_macs inception_v3@299 --format json
 """
 
 from __future__ import annotations
 
-import argparse
 import csv
 import dataclasses
 import functools
@@ -30,7 +30,9 @@ import sys
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+from absl import flags
 
+from inception_flax import cli
 from inception_flax.config import PRESETS, InceptionConfig, get_preset
 from inception_flax.layers import BasicConv2d, Pooling
 from inception_flax.models import Inception
@@ -75,7 +77,7 @@ class Totals:
 
 
 @dataclasses.dataclass(frozen=True)
-class CostReport:
+class CostTable:
     config: InceptionConfig
     image_size: tuple[int, int]
     layers: tuple[LayerCost, ...]
@@ -122,7 +124,7 @@ def _image_hw(image_size) -> tuple[int, int]:
 
 
 @functools.lru_cache(maxsize=256)
-def _cost(config: InceptionConfig, image_hw: tuple[int, int]) -> CostReport:
+def _cost(config: InceptionConfig, image_hw: tuple[int, int]) -> CostTable:
     layers = []
 
     def record(next_fun, args, kwargs, context):
@@ -155,12 +157,26 @@ def _cost(config: InceptionConfig, image_hw: tuple[int, int]) -> CostReport:
     images = jax.ShapeDtypeStruct((1, *image_hw, 3), jnp.float32)
     model = Inception(config)
     with nn.intercept_methods(record):
-        jax.eval_shape(functools.partial(model.init, train=False), jax.random.PRNGKey(0),
-                       images)
-    return CostReport(config, image_hw, tuple(layers))
+        variables = jax.eval_shape(functools.partial(model.init, train=False),
+                                   jax.random.PRNGKey(0), images)
+    _check_every_parameter_counted(variables["params"], layers)
+    return CostTable(config, image_hw, tuple(layers))
 
 
-def cost(config: InceptionConfig, image_size: int | tuple[int, int] = 299) -> CostReport:
+def _check_every_parameter_counted(params, layers) -> None:
+    """Every parameter belongs to a layer the table counts: a module of another type than
+    `BasicConv2d` and `Pooling` would otherwise drop out of the costs unnoticed."""
+    counted = {layer.name for layer in layers}
+    missing = sorted({"/".join(str(getattr(k, "key", k)) for k in path[:-2])
+                      for path, _ in jax.tree_util.tree_flatten_with_path(params)[0]}
+                     - counted)
+    if missing:
+        raise TypeError(f"the cost table counts no layer at {', '.join(missing)}, which hold "
+                        "parameters: build layers as `layers.BasicConv2d` (or teach "
+                        "`cost._cost` the new layer type).")
+
+
+def cost(config: InceptionConfig, image_size: int | tuple[int, int] = 299) -> CostTable:
     """The per-layer cost of `config` on `image_size` (side, or (height, width)) inputs."""
     return _cost(config, _image_hw(image_size))
 
@@ -205,7 +221,7 @@ class Part:
             and (l.kernel[0] > l.input_shape[0] or l.kernel[1] > l.input_shape[1])))
 
 
-def parts(report: CostReport) -> list[Part]:
+def parts(report: CostTable) -> list[Part]:
     """The report's layers grouped into the parts of the network, in order."""
     groups: dict[str, list] = {}
     scopes: dict[str, list] = {}
@@ -220,14 +236,14 @@ def parts(report: CostReport) -> list[Part]:
     return [Part(name, label(scopes[name]), tuple(layers)) for name, layers in groups.items()]
 
 
-def grid_summary(report: CostReport) -> str:
+def grid_summary(report: CostTable) -> str:
     """The grid each stage of modules acts on, e.g. "35×35 modules on 7×7, ..."."""
     stages = {p.name: p for p in parts(report)}
     return ", ".join(f"{name} ({stages[name].scopes}) on {_hw(stages[name].grid)}"
                      for name in MODULE_STAGES if name in stages)
 
 
-def grid_warnings(report: CostReport) -> list[str]:
+def grid_warnings(report: CostTable) -> list[str]:
     """One line for every part with a kernel larger than its grid."""
     lines = []
     for part in parts(report):
@@ -304,7 +320,7 @@ def _row(layer: LayerCost) -> tuple:
             shape(layer.output_shape), layer.params, layer.macs)
 
 
-def _summary_lines(report: CostReport) -> list[str]:
+def _summary_lines(report: CostTable) -> list[str]:
     total, aux, train = report.total, report.aux_head, report.training_total
     lines = [
         f"inference total: {total.params:,} params ({total.params + total.batch_norm_statistics:,}"
@@ -320,7 +336,7 @@ def _summary_lines(report: CostReport) -> list[str]:
     return lines
 
 
-def format_report(report: CostReport, fmt: str = "table") -> str:
+def format_table(report: CostTable, fmt: str = "table") -> str:
     rows = [_row(l) for l in report.layers]
     if fmt == "json":
         return json.dumps(report.to_json(), indent=1)
@@ -355,8 +371,8 @@ def _parse_size(text: str) -> int | tuple[int, int]:
             return int(height), int(width)
         return int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"image size {text!r} is not N or HxW (for example 299 or 320x240)") from None
+        raise ValueError(f"image size {text!r} is not N or HxW (for example 299 or "
+                         "320x240).") from None
 
 
 def _parse_macs(text: str, image_size) -> float:
@@ -369,50 +385,56 @@ def _parse_macs(text: str, image_size) -> float:
             return float(text[:-1]) * scale[text[-1:].upper()]
         return float(text)
     except ValueError:
-        raise ValueError(f"--match-macs {text!r} is neither a preset[@size] "
+        raise ValueError(f"--match_macs {text!r} is neither a preset[@size] "
                          f"({', '.join(sorted(PRESETS))}) nor a number such as 5.7G.") from None
 
 
+def _define(values) -> None:
+    flags.DEFINE_string("preset", "inception_v3", f"One of: {', '.join(sorted(PRESETS))}.",
+                        flag_values=values)
+    flags.DEFINE_string("image_size", "299", "Input side N, or HxW (e.g. 320x240); also "
+                        "--image-size.", flag_values=values)
+    flags.DEFINE_multi_string("set", [], "FIELD=VALUE: overrides a config field, e.g. "
+                              "--set module_17_n=5 (repeatable).", flag_values=values)
+    flags.DEFINE_string("match_macs", None, "Solves depth_multiplier so the inference "
+                        "multiply-adds match this preset's (at --image_size, or PRESET@SIZE) or "
+                        "this number (e.g. 5.7G) within 1%; also --match-macs.",
+                        flag_values=values)
+    flags.DEFINE_enum("format", "table", ["table", "markdown", "csv", "json"],
+                      "Output format.", flag_values=values)
+
+
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m inception_flax.cost",
-        description="Parameters and multiply-adds of an Inception variant, per layer and in "
-                    "total, from shapes alone (nothing is run).")
-    parser.add_argument("--preset", default="inception_v3",
-                        help=f"one of: {', '.join(sorted(PRESETS))} (default inception_v3)")
-    parser.add_argument("--image-size", default=299, type=_parse_size,
-                        help="input side N, or HxW (default 299)")
-    parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
-                        help="override a config field, e.g. --set module_17_n=5 (repeatable)")
-    parser.add_argument("--match-macs", metavar="PRESET_OR_NUMBER",
-                        help="solve depth_multiplier so the inference multiply-adds match this "
-                             "preset's (at --image-size, or PRESET@SIZE) or this number (e.g. "
-                             "5.7G) within 1%%")
-    parser.add_argument("--format", default="table",
-                        choices=("table", "markdown", "csv", "json"))
-    args = parser.parse_args(argv)
+    values = cli.parse(argv, "python -m inception_flax.cost",
+                       "Parameters and multiply-adds of an Inception variant, per layer and in "
+                       "total, from shapes alone (nothing is run); the grid each stage of "
+                       "modules acts on, with a warning on stderr where a kernel is larger.",
+                       _define)
+    if isinstance(values, int):
+        return values
     try:
-        config = get_preset(args.preset)
+        image_size = _parse_size(values.image_size)
+        config = get_preset(values.preset)
         overrides = {}
-        for item in args.set:
+        for item in values.set:
             field, sep, value = item.partition("=")
             if not sep:
                 raise ValueError(f"--set {item!r} is not FIELD=VALUE.")
             overrides[field] = config.coerce(field, value)
         config = config.replace(**overrides)
-        if args.match_macs:
-            config = solve_depth_multiplier(config, args.image_size,
-                                            _parse_macs(args.match_macs, args.image_size))
-        report = cost(config, args.image_size)
+        if values.match_macs:
+            config = solve_depth_multiplier(config, image_size,
+                                            _parse_macs(values.match_macs, image_size))
+        table = cost(config, image_size)
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    for line in grid_warnings(report):
+    for line in grid_warnings(table):
         print(line, file=sys.stderr)
-    if args.match_macs and args.format in ("table", "markdown"):
+    if values.match_macs and values.format in ("table", "markdown"):
         print(f"depth_multiplier solved to {config.depth_multiplier:.4f} to match "
-              f"{args.match_macs}\n")
-    sys.stdout.write(format_report(report, args.format))
+              f"{values.match_macs}\n")
+    sys.stdout.write(format_table(table, values.format))
     return 0
 
 

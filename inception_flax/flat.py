@@ -2,7 +2,8 @@
 
 The train step's update (weight decay, clipping, RMSProp, momentum) is elementwise, except for
 the global norm. Applied leaf by leaf, XLA:CPU compiles six kernels per distinct parameter
-shape (it has no multi-output fusion): ~400 kernels and ~4 s of compilation for Inception-v3.
+shape (it has no multi-output fusion): hundreds of kernels and seconds of compilation for
+Inception-v3.
 Applied to one vector per leaf name, it is a handful of kernels whatever the variant; only
 adding the update back to each parameter (and the moving average) stays per leaf.
 
@@ -10,7 +11,7 @@ adding the update back to each parameter (and the moving average) stays per leaf
 `optim.kernel_mask` true of the vectors (all kernels are decayed, no bias is).
 `Layout.add_to` adds slices of such vectors back to a tree. It slices at offsets passed in as
 arguments of the compiled program (`Layout.offsets`) rather than as constants, so that XLA
-compiles one kernel per distinct leaf shape, not one per leaf (benchmarks/NOTES.md, try 20).
+compiles one kernel per distinct leaf shape, not one per leaf (`benchmarks/NOTES.md`).
 """
 
 from __future__ import annotations

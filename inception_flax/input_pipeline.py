@@ -37,8 +37,6 @@ FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
 class Dataset:
     name: str
     num_classes: int
-    num_train: int
-    num_eval: int
     steps_per_epoch: int
     train_batches: Callable[[int], Iterator[dict]]  # start step → {"image", "label"}
     eval_batches: Callable[[], Iterator[dict]]  # → {"image", "label", "mask"}
@@ -125,8 +123,7 @@ def array_dataset(name: str, arrays, num_classes: int, global_batch: int, eval_b
             rows = np.where(mask, rows, 0)
             yield {"image": test_x[rows], "label": test_y[rows], "mask": mask}
 
-    return Dataset(name, num_classes, len(train_x), len(test_x), steps_per_epoch,
-                   train_batches, eval_batches)
+    return Dataset(name, num_classes, steps_per_epoch, train_batches, eval_batches)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -138,6 +135,14 @@ def _tf():
     return tf
 
 
+def _unit_rgb(image):
+    """uint8 (1 or 3 channels) → float32 RGB in [0, 1]."""
+    tf = _tf()
+    if image.shape[-1] == 1:
+        image = tf.image.grayscale_to_rgb(image)
+    return tf.cast(image, tf.float32) / 255.0
+
+
 def inception_train_preprocess(image, seed, image_size: int, color_distortion: bool):
     """TF-slim's `preprocess_for_train`: a random crop covering 5-100% of the image with aspect
     ratio 3/4-4/3 and at least 10% of the object (the whole image), resized to image_size,
@@ -145,14 +150,11 @@ def inception_train_preprocess(image, seed, image_size: int, color_distortion: b
     [2] int tensor."""
     tf = _tf()
     seeds = tf.random.experimental.stateless_split(seed, 6)
-    if image.shape[-1] == 1:
-        image = tf.image.grayscale_to_rgb(image)
     begin, size, _ = tf.image.stateless_sample_distorted_bounding_box(
         tf.shape(image), bounding_boxes=tf.constant([[[0.0, 0.0, 1.0, 1.0]]]), seed=seeds[0],
         min_object_covered=0.1, aspect_ratio_range=(3 / 4, 4 / 3), area_range=(0.05, 1.0),
         max_attempts=100, use_image_if_no_bounding_boxes=True)
-    image = tf.slice(image, begin, size)
-    image = tf.image.resize(tf.cast(image, tf.float32) / 255.0, (image_size, image_size))
+    image = tf.image.resize(_unit_rgb(tf.slice(image, begin, size)), (image_size, image_size))
     image = tf.image.stateless_random_flip_left_right(image, seeds[1])
     if color_distortion:  # slim's distort_color, ordering 0
         image = tf.image.stateless_random_brightness(image, 32.0 / 255.0, seeds[2])
@@ -166,28 +168,27 @@ def inception_train_preprocess(image, seed, image_size: int, color_distortion: b
 def inception_eval_preprocess(image, image_size: int, central_fraction: float = 0.875):
     """TF-slim's `preprocess_for_eval`: central crop of 87.5%, resize, scale to [-1, 1]."""
     tf = _tf()
-    if image.shape[-1] == 1:
-        image = tf.image.grayscale_to_rgb(image)
-    image = tf.image.central_crop(tf.cast(image, tf.float32) / 255.0, central_fraction)
-    image = tf.image.resize(image, (image_size, image_size))
+    image = tf.image.central_crop(_unit_rgb(image), central_fraction)
+    return tf.image.resize(image, (image_size, image_size)) * 2.0 - 1.0
+
+
+def simple_preprocess(image, image_size: int, flip_seed=None):
+    """Resize, and a random flip where `flip_seed` is given, for small datasets
+    (Fashion-MNIST) and for evaluation; scaled to [-1, 1]."""
+    tf = _tf()
+    image = tf.image.resize(_unit_rgb(image), (image_size, image_size))
+    if flip_seed is not None:
+        image = tf.image.stateless_random_flip_left_right(image, flip_seed)
     return image * 2.0 - 1.0
 
 
-def simple_train_preprocess(image, seed, image_size: int):
-    """Resize and random flip, for small datasets (Fashion-MNIST); scaled to [-1, 1]."""
-    tf = _tf()
-    if image.shape[-1] == 1:
-        image = tf.image.grayscale_to_rgb(image)
-    image = tf.image.resize(tf.cast(image, tf.float32) / 255.0, (image_size, image_size))
-    return tf.image.stateless_random_flip_left_right(image, seed) * 2.0 - 1.0
-
-
-def simple_eval_preprocess(image, image_size: int):
-    tf = _tf()
-    if image.shape[-1] == 1:
-        image = tf.image.grayscale_to_rgb(image)
-    image = tf.image.resize(tf.cast(image, tf.float32) / 255.0, (image_size, image_size))
-    return image * 2.0 - 1.0
+def tfds_prepared(name: str, data_dir: str | None) -> bool:
+    """Whether TFDS has `name` prepared in `data_dir` (nothing is downloaded)."""
+    import tensorflow_datasets as tfds
+    try:
+        return tfds.builder(name, data_dir=data_dir).is_prepared()
+    except Exception:  # noqa: BLE001 (an unknown name or an unreadable folder)
+        return False
 
 
 def tfds_builder(name: str, data_dir: str | None):
@@ -229,7 +230,8 @@ def tfds_dataset(config, global_batch: int, eval_batch: int) -> Dataset:
     num_train_local = _num_examples(builder, train_split)
     steps_per_epoch = num_train_local // local
     num_eval = _num_examples(builder, config.eval_split)
-    size, seed, inception = config.image_size, config.seed, config.preprocessing == "inception"
+    size, seed = config.image_size, config.seed
+    inception, flip = config.preprocessing == "inception", config.preprocessing != "none"
     options = tf.data.Options()
     options.deterministic = True
     options.threading.private_threadpool_size = max(1, config.data_threads)
@@ -247,8 +249,8 @@ def tfds_dataset(config, global_batch: int, eval_batch: int) -> Dataset:
                 if inception:
                     image = inception_train_preprocess(example["image"], key, size,
                                                        config.color_distortion)
-                else:
-                    image = simple_train_preprocess(example["image"], key, size)
+                else:  # "none" turns the flip off, as for in-memory data
+                    image = simple_preprocess(example["image"], size, key if flip else None)
                 return {"image": image, "label": tf.cast(example["label"], tf.int32)}
 
             ds = ds.map(preprocess, num_parallel_calls=tf.data.AUTOTUNE)
@@ -262,7 +264,7 @@ def tfds_dataset(config, global_batch: int, eval_batch: int) -> Dataset:
 
         def preprocess(example):
             image = (inception_eval_preprocess(example["image"], size) if inception
-                     else simple_eval_preprocess(example["image"], size))
+                     else simple_preprocess(example["image"], size))
             return {"image": image, "label": tf.cast(example["label"], tf.int32),
                     "mask": tf.constant(True)}
 
@@ -275,8 +277,7 @@ def tfds_dataset(config, global_batch: int, eval_batch: int) -> Dataset:
         ds = ds.concatenate(pad).batch(local_eval).prefetch(2)
         yield from tfds.as_numpy(ds)
 
-    return Dataset(config.dataset, num_classes, _num_examples(builder, config.train_split),
-                   num_eval, steps_per_epoch, train_batches, eval_batches)
+    return Dataset(config.dataset, num_classes, steps_per_epoch, train_batches, eval_batches)
 
 
 def tfds_arrays(name: str, data_dir: str | None, train_split: str, eval_split: str):
@@ -300,10 +301,11 @@ def create(config, global_batch: int, eval_batch: int) -> Dataset:
             arrays = load_fashion_mnist(config.data_dir or FASHION_MNIST_DIR)
             num_classes = 10
         except DatasetNotFound as debian_error:
-            try:
-                arrays, num_classes = tfds_arrays("fashion_mnist", None, "train", "test")
-            except DatasetNotFound:
+            # TFDS's copy, only where no folder was named and TFDS has it prepared: no
+            # download is attempted.
+            if config.data_dir or not tfds_prepared("fashion_mnist", None):
                 raise debian_error from None
+            arrays, num_classes = tfds_arrays("fashion_mnist", None, "train", "test")
         return array_dataset(config.dataset, arrays, num_classes, global_batch, eval_batch,
                              config.seed, flip)
     if config.in_memory:

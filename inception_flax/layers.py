@@ -21,7 +21,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from inception_flax import ops
+from inception_flax import backends, ops
 from inception_flax.config import InceptionConfig
 
 
@@ -58,19 +58,23 @@ class Pool:
 Layer = Union[Conv, Pool, tuple]
 
 
+@dataclasses.dataclass(frozen=True)
+class Runtime:
+    """How the network runs, not what it is: the backend's lowering (`backends.choose`, the
+    one dispatch point) and, in training, the mesh axis over which batch norm computes its
+    statistics (synchronized batch norm; None: each replica's own batch, as the paper's
+    replicas did). Every module gets it beside the architecture's `InceptionConfig`."""
+
+    lowering: backends.Lowering = backends.Lowering()
+    batch_norm_axis_name: str | None = None
+
+
 def check_window(name: str, x, window: tuple[int, int], padding: str) -> None:
     """Raises InputTooSmall where a VALID window is larger than the feature map."""
     if padding == "VALID" and (x.shape[1] < window[0] or x.shape[2] < window[1]):
         raise InputTooSmall(
             f"{name}: a {window[0]}×{window[1]} VALID window does not fit a "
             f"{x.shape[1]}×{x.shape[2]} feature map")
-
-
-def uses_matmul(config: InceptionConfig) -> bool:
-    """Whether `config.lowering` asks for `inception_flax.ops` here."""
-    if config.lowering == "auto":
-        return jax.default_backend() == "cpu"
-    return config.lowering == "matmul"
 
 
 @functools.cache
@@ -82,11 +86,11 @@ def kernel_initializer(stddev: float | None):
     return jax.jit(init, static_argnums=(1, 2))
 
 
-def param(module: nn.Module, name: str, init, shape: tuple[int, ...]):
-    """`module.param(name, init, shape)` (float32) without flax's check of a stored parameter,
-    which traces the initializer again at every `apply` (3 ms a parameter: a fifth of the
-    train step's tracing); the stored parameter's shape is checked here instead."""
-    if not module.has_variable("params", name):
+def param(module: nn.Module, name: str, init, shape: tuple[int, ...], direct: bool = True):
+    """`module.param(name, init, shape)` (float32). `direct`: a stored parameter is read
+    without flax's check, which traces the initializer again at every `apply` (a large part
+    of the train step's tracing time); its shape is checked here instead."""
+    if not direct or not module.has_variable("params", name):
         return module.param(name, init, shape, jnp.float32)
     value = module.get_variable("params", name)
     if value.shape != shape:
@@ -99,8 +103,8 @@ def param(module: nn.Module, name: str, init, shape: tuple[int, ...]):
 
 class Convolution(nn.Module):
     """`flax.linen.Conv` as TF-slim's layers use it (NHWC, one stride, "SAME"/"VALID"
-    padding, optional bias; inputs and parameters cast to `dtype`), computed by
-    `ops.conv_as_matmul` where `matmul`, else by XLA's convolution."""
+    padding, optional bias; inputs and parameters cast to `dtype`), lowered as `lowering`
+    says: XLA's convolution or `ops.conv_as_matmul`."""
 
     features: int
     kernel_size: tuple[int, int]
@@ -109,22 +113,23 @@ class Convolution(nn.Module):
     use_bias: bool
     kernel_init: object
     dtype: object
-    matmul: bool
+    lowering: backends.Lowering
 
     @nn.compact
     def __call__(self, x):
+        direct = self.lowering.parameters == "direct"
         kernel = param(self, "kernel", self.kernel_init,
-                       (*self.kernel_size, x.shape[-1], self.features))
+                       (*self.kernel_size, x.shape[-1], self.features), direct)
         x, kernel = x.astype(self.dtype), kernel.astype(self.dtype)
         strides = (self.stride, self.stride)
-        if self.matmul:
+        if self.lowering.convolution == "matmul":
             y = ops.conv_as_matmul(x, kernel, strides, self.padding)
         else:
             y = jax.lax.conv_general_dilated(x, kernel, strides, self.padding,
                                              dimension_numbers=("NHWC", "HWIO", "NHWC"))
         if self.use_bias:
-            y = y + param(self, "bias", nn.initializers.zeros, (self.features,)).astype(
-                self.dtype)
+            y = y + param(self, "bias", nn.initializers.zeros, (self.features,),
+                          direct).astype(self.dtype)
         return y
 
 
@@ -133,36 +138,44 @@ class BasicConv2d(nn.Module):
 
     spec: Conv
     config: InceptionConfig
+    runtime: Runtime
 
     @nn.compact
     def __call__(self, x, train: bool):
-        spec, dtype = self.spec, jnp.dtype(self.config.dtype)
+        spec, dtype, lowering = self.spec, jnp.dtype(self.config.dtype), self.runtime.lowering
         check_window("/".join(self.scope.path), x, spec.kernel, spec.padding)
         x = Convolution(spec.features, spec.kernel, spec.stride, spec.padding,
                         not spec.batch_norm, kernel_initializer(spec.init_stddev), dtype,
-                        uses_matmul(self.config), name="Conv")(x)
-        if spec.batch_norm:
-            return BatchNorm(self.config.batch_norm_decay, self.config.batch_norm_epsilon,
-                             self.config.batch_norm_axis_name, spec.relu,
+                        lowering, name="Conv")(x)
+        if not spec.batch_norm:
+            return nn.relu(x) if spec.relu else x
+        decay, epsilon = self.config.batch_norm_decay, self.config.batch_norm_epsilon
+        axis_name = self.runtime.batch_norm_axis_name
+        if lowering.batch_norm == "written_out":
+            return BatchNorm(decay, epsilon, axis_name, spec.relu, lowering.parameters,
                              name="BatchNorm")(x, train)
+        x = nn.BatchNorm(use_running_average=not train, momentum=decay, epsilon=epsilon,
+                         dtype=x.dtype, use_scale=False, axis_name=axis_name,
+                         name="BatchNorm")(x)
         return nn.relu(x) if spec.relu else x
 
 
 class BatchNorm(nn.Module):
     """`flax.linen.BatchNorm(use_scale=False)` followed by ReLU where `relu`: the same
     variables (params `bias`; batch_stats `mean`, `var`), values and moving averages, with
-    the training gradient written out by `ops.batch_norm` (a third of autodiff's tracing
-    time). Output in the input's dtype."""
+    the training gradient written out by `ops.batch_norm` (`backends.Lowering.batch_norm`).
+    Output in the input's dtype."""
 
     momentum: float
     epsilon: float
     axis_name: str | None
     relu: bool
+    parameters: str = "direct"  # `backends.Lowering.parameters`
 
     @nn.compact
     def __call__(self, x, train: bool):
         features = (x.shape[-1],)
-        bias = param(self, "bias", nn.initializers.zeros, features)
+        bias = param(self, "bias", nn.initializers.zeros, features, self.parameters == "direct")
         moving_mean = self.variable("batch_stats", "mean", jnp.zeros, features, jnp.float32)
         moving_var = self.variable("batch_stats", "var", jnp.ones, features, jnp.float32)
         if not train:
@@ -182,14 +195,14 @@ class Pooling(nn.Module):
     """A parameter-free pooling layer, a module so that the cost table can name it."""
 
     spec: Pool
-    config: InceptionConfig
+    runtime: Runtime
 
     @nn.compact
     def __call__(self, x):
         spec = self.spec
         check_window("/".join(self.scope.path), x, spec.window, spec.padding)
         strides = (spec.stride, spec.stride)
-        if spec.kind == "max" and uses_matmul(self.config):
+        if spec.kind == "max" and self.runtime.lowering.max_pool_gradient == "slices":
             return ops.max_pool(x, spec.window, spec.stride, spec.padding)
         if spec.kind == "max":
             return nn.max_pool(x, spec.window, strides=strides, padding=spec.padding)
@@ -197,14 +210,14 @@ class Pooling(nn.Module):
                            count_include_pad=False)
 
 
-def apply_layer(layer: Layer, x, train: bool, config: InceptionConfig):
+def apply_layer(layer: Layer, x, train: bool, config: InceptionConfig, runtime: Runtime):
     """Builds and applies one layer description (or a parallel split, concatenated) in the
     scope of the module whose `__call__` is running."""
     if isinstance(layer, Conv):
-        return BasicConv2d(layer, config, name=layer.name)(x, train)
+        return BasicConv2d(layer, config, runtime, name=layer.name)(x, train)
     if isinstance(layer, Pool):
-        return Pooling(layer, config, name=layer.name)(x)
-    return jnp.concatenate([apply_layer(part, x, train, config) for part in layer],
+        return Pooling(layer, runtime, name=layer.name)(x)
+    return jnp.concatenate([apply_layer(part, x, train, config, runtime) for part in layer],
                            axis=-1)
 
 
@@ -213,10 +226,11 @@ class Branch(nn.Module):
 
     layers: tuple
     config: InceptionConfig
+    runtime: Runtime
 
     @nn.compact
     def __call__(self, x, train: bool):
         for layer in self.layers:
-            x = apply_layer(layer, x, train, self.config)
+            x = apply_layer(layer, x, train, self.config, self.runtime)
         return x
 

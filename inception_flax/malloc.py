@@ -1,11 +1,10 @@
 """TCMalloc for the processes that train or benchmark, where it is installed.
 
-XLA:CPU allocates each step's temporary buffers afresh (one block of 2 GiB for our train step
-at batch 8, 299×299), and glibc's allocator hands blocks that large back to the kernel when
-they are freed, so every step faults the same 2 GiB in again: 525,000 page faults per step,
-measured (`benchmarks/NOTES.md`, try 18). TCMalloc keeps freed memory for the next step; on
-this project's 2-core CPU the step then runs ~1.4× faster (Keras-JAX's, ~1.3×). An allocator
-can only be chosen before a process starts, so the entry points (`run_experiment.py`,
+XLA:CPU allocates each step's temporary buffers afresh (gigabytes for our train step at
+299×299), and glibc's allocator hands blocks that large back to the kernel when they are freed,
+so every step page-faults the same memory in again. TCMalloc keeps freed memory for the next
+step, and the step runs markedly faster (the measurements are in `benchmarks/NOTES.md`). An
+allocator can only be chosen before a process starts, so the entry points (`run_experiment.py`,
 `benchmarks/train_step.py`) call `use_tcmalloc()` first: it executes the same command again
 with the library preloaded. Install it with Debian's `libtcmalloc-minimal4`; without it, or
 with `INCEPTION_FLAX_MALLOC=system`, nothing changes.

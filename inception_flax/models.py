@@ -17,10 +17,11 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from inception_flax import backends
 from inception_flax.blocks import (AuxHead, Module8, Module17, Module35, Reduction17to8,
                                    Reduction35to17, Stem)
 from inception_flax.config import INCEPTION_V3, InceptionConfig, get_preset
-from inception_flax.layers import Branch, Conv, InputTooSmall
+from inception_flax.layers import Branch, Conv, InputTooSmall, Runtime
 
 
 class Inception(nn.Module):
@@ -31,9 +32,13 @@ class Inception(nn.Module):
     `mutable=["batch_stats"]` and a "dropout" rng) and the endpoints include `AuxLogits`.
     `init` always creates the auxiliary head's parameters (unless `aux_head="none"`), so
     variables made with `train=False` can be trained.
+
+    `runtime` says how it runs (`layers.Runtime`: the backend's lowering, and the mesh axis
+    of synchronized batch norm); None: `runtime_for(config)`.
     """
 
     config: InceptionConfig = INCEPTION_V3
+    runtime: Runtime | None = None
 
     def __call__(self, images, train: bool = False, return_endpoints: bool = False):
         if images.ndim != 4:
@@ -55,38 +60,45 @@ class Inception(nn.Module):
     def forward(self, images, train: bool):
         """The network; raises InputTooSmall where a VALID window does not fit."""
         cfg = self.config
+        run = self.runtime or runtime_for(cfg)
         x = images.astype(jnp.dtype(cfg.dtype))
-        x, endpoints = Stem(cfg, name="Stem")(x, train)
+        x, endpoints = Stem(cfg, run, name="Stem")(x, train)
         n_35, n_17, n_8 = cfg.modules_per_grid
         for i, name in enumerate(module_names(5, n_35)):
             # TF-slim's checkpoint names Mixed_5c's 5×5 branch differently.
             slim_5c = dict(branch_1_names=("Conv2d_0b_1x1", "Conv_1_0c_5x5")) if i == 1 else {}
-            x = endpoints[name] = Module35(cfg, 32 if i == 0 else 64, **slim_5c,
+            x = endpoints[name] = Module35(cfg, run, 32 if i == 0 else 64, **slim_5c,
                                            name=name)(x, train)
-        x = endpoints["Mixed_6a"] = Reduction35to17(cfg, name="Mixed_6a")(x, train)
+        x = endpoints["Mixed_6a"] = Reduction35to17(cfg, run, name="Mixed_6a")(x, train)
         for i, name in enumerate(module_names(6, n_17)):
             # c: 128, 160, 160, 192 released; the last is 192, the first 128, the others 160.
             channels = 192 if i == n_17 - 1 else 128 if i == 0 else 160
-            x = endpoints[name] = Module17(cfg, channels, name=name)(x, train)
+            x = endpoints[name] = Module17(cfg, run, channels, name=name)(x, train)
         # `init` builds the aux head even for inference, unless the input is too small to
         # train at all (its 5×5/3 pool needs a 5×5 grid after the last 17×17 module).
         if cfg.aux_head != "none" and (train or (self.is_initializing()
                                                   and min(x.shape[1:3]) >= 5)):
-            aux = AuxHead(cfg, name="AuxLogits")(x, train)
+            aux = AuxHead(cfg, run, name="AuxLogits")(x, train)
             endpoints["AuxLogits"] = aux.astype(jnp.float32)
-        x = endpoints["Mixed_7a"] = Reduction17to8(cfg, name="Mixed_7a")(x, train)
+        x = endpoints["Mixed_7a"] = Reduction17to8(cfg, run, name="Mixed_7a")(x, train)
         for i, name in enumerate(module_names(7, n_8)):
             x = endpoints[name] = Module8(
-                cfg, "Conv2d_0b_3x1" if i == 0 else "Conv2d_0c_3x1", name=name)(x, train)
+                cfg, run, "Conv2d_0b_3x1" if i == 0 else "Conv2d_0c_3x1", name=name)(x, train)
         # Global average pooling, so any input size the variant takes works.
         x = endpoints["AvgPool_1a"] = jnp.mean(x, axis=(1, 2), keepdims=True)
         x = endpoints["PreLogits"] = nn.Dropout(cfg.dropout_rate, deterministic=not train,
                                                 name="Dropout_1b")(x)
         logits = Branch((Conv("Conv2d_1c_1x1", cfg.num_classes, (1, 1), relu=False,
-                              batch_norm=False),), cfg, name="Logits")(x, train)
+                              batch_norm=False),), cfg, run, name="Logits")(x, train)
         logits = endpoints["Logits"] = logits[:, 0, 0, :].astype(jnp.float32)
         endpoints["Predictions"] = jax.nn.softmax(logits)
         return logits, endpoints
+
+
+def runtime_for(config: InceptionConfig, batch_norm_axis_name: str | None = None) -> Runtime:
+    """The runtime for `config` on this backend: the lowering `config.lowering` asks for
+    (`backends.choose`, the one dispatch point), and the batch-norm axis."""
+    return Runtime(backends.choose(config.lowering), batch_norm_axis_name)
 
 
 def module_names(grid: int, count: int) -> list[str]:
@@ -102,6 +114,7 @@ def create(preset: str | InceptionConfig = "inception_v3", **overrides) -> Incep
     return Inception(config)
 
 
+@functools.lru_cache(maxsize=256)
 def fits(config: InceptionConfig, size: int | tuple[int, int], train: bool = False) -> bool:
     """Whether the variant takes `size` (square side or (height, width)) inputs."""
     height, width = (size, size) if isinstance(size, int) else size

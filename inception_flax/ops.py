@@ -1,5 +1,5 @@
 """Convolution and max pooling written as matrix products and strided slices, for XLA's CPU
-backend (`InceptionConfig.lowering`), and batch norm + ReLU with its gradient written out.
+backend (chosen by `backends.choose`), and batch norm + ReLU with its gradient written out.
 
 The functions compute what `lax.conv_general_dilated`, `lax.reduce_window` and
 `flax.linen.BatchNorm` compute, and their gradients are what JAX derives for those; only the
@@ -62,7 +62,7 @@ def _patches(cols, kh, kw):
     operands along a major axis, with the slices (and the batch norm and ReLU before them),
     into one kernel per layer. A concatenate of the 9 slices of a 3×3 window along the
     channels (the minor axis) it keeps as a copy of its own, and every slice becomes a kernel
-    of its own, a distinct one per offset (benchmarks/NOTES.md, try 27)."""
+    of its own, a distinct one per offset (`benchmarks/NOTES.md`)."""
     if len(cols) == 1:
         return cols[0]
     batch, ho, wo, channels = cols[0].shape
@@ -72,20 +72,17 @@ def _patches(cols, kh, kw):
     return lax.reshape(lax.concatenate(rows, 3), (batch, ho, wo, kh * kw * channels))
 
 
-def conv_as_matmul(lhs, rhs, window_strides, padding, lhs_dilation=None, rhs_dilation=None,
-                   dimension_numbers=None, feature_group_count=1, precision=None,
-                   preferred_element_type=None):
-    """`lax.conv_general_dilated` for NHWC inputs and HWIO kernels (its signature, so that
-    `flax.linen.Conv` takes it as `conv_general_dilated` too), by im2col and one dot."""
-    undilated = all(d == 1 for d in (lhs_dilation or (1, 1)) + (rhs_dilation or (1, 1)))
-    if (dimension_numbers is not None and tuple(dimension_numbers.lhs_spec) != (0, 3, 1, 2)) \
-            or feature_group_count != 1 or not undilated:
-        raise NotImplementedError(
-            "conv_as_matmul takes undilated, ungrouped NHWC convolutions only; build the "
-            "model with lowering='xla' for others.")
-    pads = _explicit_padding(padding, lhs.shape[1:3], rhs.shape[:2], window_strides)
-    return _conv(lhs, _varying_like(rhs, lhs), tuple(window_strides), pads, lhs.shape[1:3],
-                 precision, preferred_element_type)
+def conv_as_matmul(x, kernel, strides, padding):
+    """`lax.conv_general_dilated(x, kernel, strides, padding)` for NHWC `x` and an HWIO
+    `kernel` (undilated, ungrouped), by im2col and one dot. `padding`: "SAME", "VALID" or
+    explicit (low, high) pairs."""
+    if kernel.ndim != 4 or x.ndim != 4 or kernel.shape[2] != x.shape[3]:
+        raise ValueError(
+            f"conv_as_matmul takes NHWC inputs and HWIO kernels of as many input channels, "
+            f"ungrouped; got {x.shape} and {kernel.shape}. Build the model with "
+            "lowering='xla' for other convolutions.")
+    pads = _explicit_padding(padding, x.shape[1:3], kernel.shape[:2], strides)
+    return _conv(x, _varying_like(kernel, x), tuple(strides), pads, x.shape[1:3], None, None)
 
 
 def _varying_like(value, like):
@@ -129,7 +126,7 @@ def _conv_fwd(x, kernel, strides, pads, spatial, precision, preferred_element_ty
 
 def _conv_bwd(strides, pads, spatial, precision, preferred_element_type, residuals, grad):
     """The gradients autodiff derives from the slices and the dot, written out: tracing them
-    by hand takes a third of the time autodiff takes (benchmarks/NOTES.md, try 29)."""
+    by hand takes far less time than autodiff's (`benchmarks/NOTES.md`)."""
     patches, kernel = residuals
     (hp, wp) = (size + lo + hi for size, (lo, hi) in zip(spatial, pads))  # padded input
     kh, kw, c_in, c_out = kernel.shape
@@ -162,7 +159,7 @@ def batch_norm(x, bias, epsilon: float, relu: bool, axis_name=None):
     """Batch norm in training mode, then ReLU where `relu`: `flax.linen.BatchNorm`'s
     arithmetic with `use_scale=False` (statistics in float32 over every axis but the last,
     the variance as E[x²] - E[x]², both averaged over `axis_name` when it is given), with its
-    gradient written out (benchmarks/NOTES.md, try 29). Returns (output, mean, variance); the
+    gradient written out (`benchmarks/NOTES.md`). Returns (output, mean, variance); the
     statistics feed only the moving averages and carry no gradient."""
     y, mean, var = _batch_norm(x, _varying_like(bias, x), epsilon, relu, axis_name)
     return y, lax.stop_gradient(mean), lax.stop_gradient(var)

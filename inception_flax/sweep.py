@@ -30,9 +30,11 @@ import os
 import time
 import traceback
 
+import jax
 import ml_collections
+import numpy as np
 
-from inception_flax import checkpoint, cost, reporting
+from inception_flax import checkpoint, cost, run_config, run_lock, run_log
 from inception_flax.config import InceptionConfig
 
 FINISHED = ("done", "diverged", "failed")
@@ -50,11 +52,7 @@ class Run:
         return f"{self.variant}/seed{self.seed}"
 
     def model_config(self) -> InceptionConfig:
-        return model_of(self.config)
-
-
-def model_of(config: ml_collections.ConfigDict) -> InceptionConfig:
-    return InceptionConfig(**config.model.to_dict())
+        return run_config.model_config(self.config)
 
 
 def is_sweep(config: ml_collections.ConfigDict) -> bool:
@@ -145,18 +143,20 @@ def expand(config: ml_collections.ConfigDict) -> list[Run]:
         configs[name] = variant
     if sweep.fixed_cost:
         target = configs[baseline]
-        target_macs = cost.cost(model_of(target), target.image_size).total.macs
+        target_macs = cost.cost(run_config.model_config(target),
+                                target.image_size).total.macs
         for name, variant in configs.items():
             if name in exempt or name not in chosen:
                 continue
-            solved = cost.solve_depth_multiplier(model_of(variant), variant.image_size,
-                                                 target_macs, sweep.fixed_cost_tolerance)
+            solved = cost.solve_depth_multiplier(run_config.model_config(variant),
+                                                 variant.image_size, target_macs,
+                                                 sweep.fixed_cost_tolerance)
             variant.model.depth_multiplier = float(round(solved.depth_multiplier, 6))
     for name in chosen:
         for seed in sweep.seeds:
-            run_config = copy.deepcopy(configs[name])
-            run_config.seed = int(seed)
-            runs.append(Run(name, int(seed), run_config, len(runs)))
+            seeded = copy.deepcopy(configs[name])
+            seeded.seed = int(seed)
+            runs.append(Run(name, int(seed), seeded, len(runs)))
     return runs
 
 
@@ -286,7 +286,7 @@ def write_plan(workdir: str, config: ml_collections.ConfigDict, runs: list[Run])
                         "params": total.params, "macs": total.macs,
                         "depth_multiplier": r.config.model.depth_multiplier})
     plan = {"sweep": config.sweep.to_dict(), "runs": planned}
-    reporting.write_json_atomically(os.path.join(workdir, "sweep.json"), plan)
+    run_log.write_json_atomically(os.path.join(workdir, "sweep.json"), plan)
 
 
 def run_sweep(config: ml_collections.ConfigDict, workdir: str, shard: str | None = None,
@@ -306,6 +306,8 @@ def run_sweep(config: ml_collections.ConfigDict, workdir: str, shard: str | None
         train_fn = functools.partial(train_seeds, compilation_cache_dir=cache)
     runs = expand(config)
     units = shard_of(programs(runs, seeds_per_program(config)), shard)
+    for run in runs:  # every run's config, before the first one starts
+        run_config.validate(run.config)
     write_plan(workdir, config, runs)
     mine = [run for unit in units for run in unit]
     positions = {run.name: i + 1 for i, run in enumerate(mine)}
@@ -318,28 +320,67 @@ def run_sweep(config: ml_collections.ConfigDict, workdir: str, shard: str | None
                 print(f"[{positions[run.name]}/{len(mine)}] {run.name}: {status} already, "
                       "skipped", flush=True)
                 bad += status != "done"
-            else:
-                todo.append(run)
-        for step, together in _by_resume_step(workdir, todo):
-            for run in together:
-                print(f"[{positions[run.name]}/{len(mine)}] {run.name}: "
-                      f"{f'resuming at step {step}' if step else 'starting'}"
-                      + (f" (one program with {len(together) - 1} other seed(s))"
-                         if len(together) > 1 else ""), flush=True)
-            statuses = _train(train_fn, workdir, together)
-            if "preempted" in statuses:
-                print("preempted: stopping the sweep; start the same command again to go on",
+                continue
+            in_use = _lock(os.path.join(workdir, run.name))
+            if in_use:
+                print(f"[{positions[run.name]}/{len(mine)}] {run.name}: skipped: {in_use}",
                       flush=True)
-                return 0
-            bad += sum(status != "done" for status in statuses)
-            finished_here += len(together)
-            left = len(mine) - positions[together[-1].name]
+                continue
+            todo.append(run)
+        try:
+            outcome = _train_unit(train_fn, workdir, todo, positions, len(mine))
+        finally:
+            for run in todo:
+                run_lock.release(os.path.join(workdir, run.name))
+        if outcome is None:
+            print("preempted: stopping the sweep; start the same command again to go on",
+                  flush=True)
+            return 0
+        bad += outcome
+        finished_here += len(todo)
+        if todo:
+            left = len(mine) - positions[todo[-1].name]
             counts = _counts(workdir, runs)
-            for run, status in zip(together, statuses):
-                print(f"{run.name}: {status}. sweep: {counts['done']} done, "
-                      f"{counts['failed']} failed, {counts['left']} left; this shard's ETA "
-                      f"{reporting.format_seconds((time.time() - started) / finished_here * left)}",
-                      flush=True)
+            print(f"sweep: {counts['done']} done, {counts['failed']} failed, {counts['left']} "
+                  f"left; this shard's ETA "
+                  f"{run_log.format_seconds((time.time() - started) / finished_here * left)}",
+                  flush=True)
+    return bad
+
+
+def _lock(run_dir: str) -> str | None:
+    """Takes the run's lock (process 0, for every process of the sweep); returns why the run
+    must be skipped (another live command holds it), or None."""
+    in_use = None
+    if jax.process_index() == 0:
+        try:
+            run_lock.acquire(run_dir)
+        except run_lock.Locked as locked:
+            in_use = str(locked)
+    if jax.process_count() > 1:  # the processes of one sweep train the same runs
+        from jax.experimental import multihost_utils
+        skip = bool(multihost_utils.broadcast_one_to_all(np.array(in_use is not None)))
+        in_use = (in_use or "in use by another command") if skip else None
+    return in_use
+
+
+def _train_unit(train_fn, workdir: str, todo: list[Run], positions: dict,
+                total: int) -> int | None:
+    """Trains a unit's unfinished runs, those at the same resume step together; returns how
+    many failed or diverged, or None when preempted."""
+    bad = 0
+    for step, together in _by_resume_step(workdir, todo):
+        for run in together:
+            print(f"[{positions[run.name]}/{total}] {run.name}: "
+                  f"{f'resuming at step {step}' if step else 'starting'}"
+                  + (f" (one program with {len(together) - 1} other seed(s))"
+                     if len(together) > 1 else ""), flush=True)
+        statuses = _train(train_fn, workdir, together)
+        for run, status in zip(together, statuses):
+            print(f"{run.name}: {status}", flush=True)
+        if "preempted" in statuses:
+            return None
+        bad += sum(status != "done" for status in statuses)
     return bad
 
 
@@ -351,7 +392,7 @@ def _train(train_fn, workdir: str, together: list[Run]) -> list[str]:
     except Exception as error:  # noqa: BLE001 (one failed run must not stop the others)
         for run, run_dir in zip(together, dirs):
             os.makedirs(run_dir, exist_ok=True)
-            reporting.write_json_atomically(os.path.join(run_dir, "final.json"), {
+            run_log.write_json_atomically(os.path.join(run_dir, "final.json"), {
                 "status": "failed", "error": f"{type(error).__name__}: {error}",
                 "traceback": traceback.format_exc(), "config": run.config.to_dict()})
         return ["failed"] * len(together)

@@ -33,9 +33,9 @@ from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from inception_flax import checkpoint as ckpt
-from inception_flax import cost, flat, input_pipeline, malloc, models, optim
-from inception_flax.config import InceptionConfig
-from inception_flax.reporting import Reporter
+from inception_flax import (cost, flat, input_pipeline, malloc, models, optim, run_config,
+                            run_lock)
+from inception_flax.run_log import RunLog
 
 AXIS = "batch"
 
@@ -54,35 +54,12 @@ class TrainState:
 # ---------------------------------------------------------------------------------------------
 # Config.
 
-def model_config(config: ml_collections.ConfigDict) -> InceptionConfig:
-    fields = dict(config.model)
-    fields["batch_norm_axis_name"] = AXIS if config.sync_batch_norm else None
-    return InceptionConfig(**fields)
-
-
-def validate(config: ml_collections.ConfigDict) -> InceptionConfig:
-    """Checks what can be checked before anything is written; returns the model config."""
-    valid = {f.name for f in dataclasses.fields(InceptionConfig)} - {"batch_norm_axis_name"}
-    unknown = sorted(set(config.model) - valid)
-    if unknown:
-        raise ValueError(f"unknown model field(s) {', '.join(unknown)}; valid fields: "
-                         f"{', '.join(sorted(valid))}.")
-    model = model_config(config)
-    devices = jax.device_count()
-    for name in ("global_batch_size", "eval_batch_size"):
-        if config[name] % devices:
-            raise ValueError(f"{name}={config[name]} does not split over {devices} devices; "
-                             f"use a multiple of {devices}.")
-    if not models.fits(model, config.image_size, train=True):
-        minimum = models.min_input_size(model, train=True)
-        raise ValueError(f"image_size={config.image_size} is too small for this variant in "
-                         f"training; it needs at least {minimum} (or set model.aux_head='none', "
-                         f"minimum {models.min_input_size(model.replace(aux_head='none'))}).")
-    if config.preprocessing not in ("inception", "resize_flip", "none"):
-        raise ValueError(f"preprocessing={config.preprocessing!r} is not valid; choose "
-                         "'inception', 'resize_flip' or 'none'.")
-    optim.optimizer(config, optim.learning_rate(config, 1))  # raises on a bad name
-    return model
+def build_model(config: ml_collections.ConfigDict) -> models.Inception:
+    """The network of a training config, with the runtime it trains under: this backend's
+    lowering, and batch norm synchronized over the replicas where `sync_batch_norm`."""
+    model_cfg = run_config.model_config(config)
+    return models.Inception(model_cfg, models.runtime_for(
+        model_cfg, AXIS if config.sync_batch_norm else None))
 
 
 def check_group(configs: list[ml_collections.ConfigDict]) -> None:
@@ -233,9 +210,7 @@ def init_state(model, config, tx, sample_images, replicated, seeds=None) -> Trai
         keys = jax.random.PRNGKey(config.seed)
     else:
         keys, init = jnp.stack([jax.random.PRNGKey(s) for s in seeds]), jax.vmap(init)
-    # On a CPU, LLVM's level 1 compiles the initializers (threefry per kernel) in 2/3 of the
-    # default's time, to the same values; the program runs once.
-    options = {"xla_backend_optimization_level": 1} if jax.default_backend() == "cpu" else None
+    options = (model.runtime or models.runtime_for(model.config)).lowering.compiler_options
     return jax.jit(init, out_shardings=replicated, compiler_options=options)(keys)
 
 
@@ -300,7 +275,7 @@ class Training:
     batch_sharding: NamedSharding
     eval_sharding: NamedSharding
     managers: list
-    reporters: list
+    logs: list  # one `RunLog` per seed
     fingerprints: list
     total_steps: int
     start_step: int
@@ -339,7 +314,7 @@ def set_up(configs, workdirs, compilation_cache_dir) -> Training:
     called = time.time()
     check_group(configs)
     config = configs[0]
-    model_cfg = validate(config)
+    model_cfg = run_config.validate(config)
     datasets = [input_pipeline.create(c, c.global_batch_size, c.eval_batch_size)
                 for c in configs]
     num_classes, dataset = model_cfg.num_classes, datasets[0]
@@ -347,6 +322,9 @@ def set_up(configs, workdirs, compilation_cache_dir) -> Training:
         raise ValueError(f"model.num_classes={num_classes} but {dataset.name} has "
                          f"{dataset.num_classes} classes; set --config.model.num_classes="
                          f"{dataset.num_classes}.")
+    if jax.process_index() == 0:  # one live command per run directory
+        for workdir in workdirs:
+            run_lock.acquire(workdir)
     for workdir in workdirs:
         os.makedirs(workdir, exist_ok=True)
     if config.compilation_cache:
@@ -360,7 +338,7 @@ def set_up(configs, workdirs, compilation_cache_dir) -> Training:
     grouped = len(configs) > 1
 
     # Model, update and state.
-    model = models.Inception(model_cfg)
+    model = build_model(config)
     schedule = optim.learning_rate(config, dataset.steps_per_epoch)
     tx = optim.optimizer(config, schedule)
     sample = jnp.zeros((1, config.image_size, config.image_size, 3), jnp.float32)
@@ -381,17 +359,17 @@ def set_up(configs, workdirs, compilation_cache_dir) -> Training:
         state = (jax.jit(lambda *s: jax.tree_util.tree_map(lambda *x: jnp.stack(x), *s),
                          out_shardings=replicated)(*restored) if grouped else restored[0])
     total_steps = int(round(config.num_epochs * dataset.steps_per_epoch))
-    reporters = [Reporter(w, c, total_steps, steps[0], c.global_batch_size,
+    logs = [RunLog(w, c, total_steps, steps[0], c.global_batch_size,
                           f"seed {c.seed}: " if grouped else "")
                  for w, c in zip(workdirs, configs)]
-    report = cost.cost(model_cfg, config.image_size)
+    table = cost.cost(model_cfg, config.image_size)
     records = [{"config": c.to_dict(), "allocator": malloc.active(),
-                "params": report.total.params, "macs": report.total.macs,
-                "training_params": report.training_total.params, "total_steps": total_steps,
+                "params": table.total.params, "macs": table.total.macs,
+                "training_params": table.training_total.params, "total_steps": total_steps,
                 "steps_per_epoch": dataset.steps_per_epoch} for c in configs]
     return Training(configs, workdirs, grouped, datasets, state, train_step, evaluate,
                NamedSharding(mesh, P(None, AXIS) if grouped else P(AXIS)),
-               NamedSharding(mesh, P(AXIS)), managers, reporters, fingerprints, total_steps,
+               NamedSharding(mesh, P(AXIS)), managers, logs, fingerprints, total_steps,
                steps[0], called, records, [True] * len(configs))
 
 
@@ -424,12 +402,12 @@ def loop(run: Training) -> str:
             if config.eval_every_steps and done % config.eval_every_steps == 0 and not last:
                 for i, results in enumerate(run.evaluate_now()):
                     if run.live[i]:
-                        run.reporters[i].log_eval(done, results)
+                        run.logs[i].log_eval(done, results)
             # Every process must stop at the same step: they agree at logging steps.
             stop = agree(bool(preempted)) if logging or jax.process_count() == 1 else False
             if (done % config.checkpoint_every_steps == 0 and not last) or stop:
                 run.save()
-                run.reporters[0].say(f"checkpoint saved at step {done}")
+                run.logs[0].say(f"checkpoint saved at step {done}")
             if stop:
                 return "preempted"
     finally:
@@ -443,7 +421,7 @@ def log_train(run: Training, step: int, pending: list[dict]) -> None:
     for i in run.seeds():
         if not run.live[i]:
             continue
-        logged = run.reporters[i].log_train(step, [run.member(m, i) for m in pending])
+        logged = run.logs[i].log_train(step, [run.member(m, i) for m in pending])
         if not np.isfinite(logged["loss"]):
             run.live[i] = False
             run.records[i].update(status="diverged", diverged_at_step=step,
@@ -458,19 +436,20 @@ def finish(run: Training, status: str, start_time: float) -> list[dict]:
     records."""
     wall = time.time() - start_time
     if status == "done":
-        run.save()
+        if int(run.member(run.state.step, 0)) > run.start_step:
+            run.save()
         for i, results in enumerate(run.evaluate_now()):
             if run.live[i]:
                 run.records[i].update(results)
-                run.reporters[i].log_eval(int(run.member(run.state.step, i)), results)
+                run.logs[i].log_eval(int(run.member(run.state.step, i)), results)
     for i in run.seeds():
         run.managers[i].wait_until_finished()
         run.managers[i].close()
         record = run.records[i]
         record.setdefault("status", status)
         record.update(step=int(run.member(run.state.step, i)), wall_time_s=wall,
-                      images_per_s=run.reporters[i].images_per_second())
-        run.reporters[i].write_final(record)
+                      images_per_s=run.logs[i].images_per_second())
+        run.logs[i].write_final(record)
     return run.records
 
 
@@ -487,11 +466,20 @@ def train_seeds(configs: list[ml_collections.ConfigDict], workdirs: list[str],
 
     Returns each seed's final record, also written to its `workdir/final.json`: "status" is
     "done", "preempted" (after SIGTERM) or "diverged" (with "diverged_at_step").
+
+    `num_epochs=0` (or a run already at its last step) trains nothing: it evaluates the
+    newest checkpoint's weights, or the initial ones where there is none, and writes the
+    record. Process 0 holds each workdir's lock (`run_lock`) while it runs; a workdir another
+    live command holds is refused. A damaged newest checkpoint is set aside, and the run
+    resumes from the newest intact one (`checkpoint.restore_latest`).
     """
-    run = set_up(configs, workdirs, compilation_cache_dir)
-    start_time = time.time()
-    status = loop(run)
-    return finish(run, status, start_time)
+    try:
+        run = set_up(configs, workdirs, compilation_cache_dir)
+        start_time = time.time()
+        return finish(run, loop(run), start_time)
+    finally:
+        for workdir in workdirs:
+            run_lock.release(workdir)
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,

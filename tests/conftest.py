@@ -1,4 +1,7 @@
-"""Shared test set-up: quiet TensorFlow, Keras on the JAX backend, CPU only."""
+"""Shared test set-up: quiet TensorFlow, Keras on the JAX backend, CPU only, and one persistent
+compilation cache for the session (`tests/helpers.py`), which the pytest-xdist workers inherit
+from the controller and the controller removes at the end. The `slow` marker: `uv run pytest
+-m "not slow"` is the fast tier for the edit loop."""
 
 import os
 
@@ -6,15 +9,20 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("KERAS_BACKEND", "jax")
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
-
 import shutil  # noqa: E402
 
+import jax  # noqa: E402
 import pytest  # noqa: E402
+
+from tests.helpers import CACHE  # noqa: E402  (names the cache before workers start)
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _remove_compilation_cache():
-    """Subprocess runs share a compilation cache (tests/test_train.py); remove it at the end."""
-    yield
-    shutil.rmtree(os.path.join(os.environ.get("TMPDIR", "/tmp"),
-                               f"inception_flax_test_cache_{os.getpid()}"), ignore_errors=True)
+def _compilation_cache():
+    jax.config.update("jax_compilation_cache_dir", CACHE)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
+
+
+def pytest_sessionfinish(session):
+    if "PYTEST_XDIST_WORKER" not in os.environ:  # the controller, or a run without workers
+        shutil.rmtree(CACHE, ignore_errors=True)

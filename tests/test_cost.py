@@ -116,7 +116,7 @@ def test_cli_json_and_table():
     assert names[0] == "Stem/Conv2d_1a_3x3" and "Mixed_5c/Branch_1/Conv_1_0c_5x5" in names
     assert sum(l["macs"] for l in report["layers"] if not l["training_only"]) == \
         report["total"]["macs"]
-    table = run_cli("--preset", "inception_v3", "--image-size", "299")
+    table = run_cli("--preset", "inception_v3", "--image_size=299")  # the new spelling
     assert table.returncode == 0
     assert "Mixed_7c/Branch_3/Conv2d_0b_1x1" in table.stdout
     assert f"{report['total']['macs']:,}" in table.stdout
@@ -151,6 +151,27 @@ def test_grids_and_the_warning_for_kernels_larger_than_their_grid():
     assert large.returncode == 0 and large.stderr == ""
     assert "grids at 299×299: 35×35 modules (Mixed_5b-5d) on 35×35, 17×17 modules " \
            "(Mixed_6b-6e) on 17×17, 8×8 modules (Mixed_7b-7c) on 8×8" in large.stdout
+
+
+def test_cli_help_and_unknown_flags():
+    helped = run_cli("--help")
+    assert helped.returncode == 0
+    assert all(flag in helped.stdout for flag in ("--image_size", "--match_macs", "--set",
+                                                  "--preset", "--format"))
+    unknown = run_cli("--image-sizes", "75")
+    assert unknown.returncode == 2 and unknown.stderr.count("\n") == 1
+    assert "Unknown command line flag 'image_sizes'" in unknown.stderr
+
+
+def test_a_layer_the_table_does_not_count_is_an_error():
+    """A module of a new type holding parameters cannot drop out of the costs unnoticed."""
+    params = {"Stem": {"Conv2d_1a_3x3": {"Conv": {"kernel": jnp.zeros((3, 3, 3, 32))}}},
+              "Mixed_9z": {"Dense_0": {"kernel": jnp.zeros((4, 4))}}}
+    counted = [l for l in cost.cost(get_preset("inception_v3"), 299).layers
+               if l.name == "Stem/Conv2d_1a_3x3"]
+    cost._check_every_parameter_counted({k: params[k] for k in ("Stem",)}, counted)
+    with pytest.raises(TypeError, match="counts no layer at Mixed_9z, which hold"):
+        cost._check_every_parameter_counted(params, counted)
 
 
 def test_receptive_field_networks_cost():

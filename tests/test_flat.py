@@ -9,7 +9,7 @@ import pytest
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from inception_flax import flat, models, optim, train
+from inception_flax import flat, optim, train
 from tests.scripts.tiny import tiny_config
 
 
@@ -61,7 +61,7 @@ def test_packed_update_is_the_recipe_leaf_by_leaf():
 
 def test_train_step_compiles_two_programs_once():
     config = tiny_config()
-    model = models.Inception(train.model_config(config))
+    model = train.build_model(config)
     mesh = Mesh(np.array(jax.devices()[:1]), (train.AXIS,))
     schedule = optim.learning_rate(config, 100)
     tx = optim.optimizer(config, schedule)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from jax import lax
 
-from inception_flax import layers, models, ops
+from inception_flax import backends, layers, models, ops
 from inception_flax.config import get_preset
 
 NHWC = ("NHWC", "HWIO", "NHWC")
@@ -30,24 +30,24 @@ def test_conv_as_matmul_matches_xla_convolution(kernel, stride, padding, size):
     rng = np.random.RandomState(0)
     x, w = rng.randn(2, *size, 5), rng.randn(*kernel, 5, 6)
 
+    def xla(x, w):
+        return lax.conv_general_dilated(x, w, (stride, stride), padding,
+                                        dimension_numbers=NHWC)
+
     def loss(conv):
-        return lambda x, w: jnp.sum(jnp.sin(conv(x, w, (stride, stride), padding,
-                                                 dimension_numbers=lax.conv_dimension_numbers(
-                                                     x.shape, w.shape, NHWC))))
-    want = lax.conv_general_dilated(x, w, (stride, stride), padding, dimension_numbers=NHWC)
-    got = ops.conv_as_matmul(x, w, (stride, stride), padding,
-                             dimension_numbers=lax.conv_dimension_numbers(x.shape, w.shape, NHWC))
-    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
-    want_grads = jax.grad(loss(lax.conv_general_dilated), (0, 1))(x, w)
-    got_grads = jax.grad(loss(ops.conv_as_matmul), (0, 1))(x, w)
+        return lambda x, w: jnp.sum(jnp.sin(conv(x, w)))
+    matmul = lambda x, w: ops.conv_as_matmul(x, w, (stride, stride), padding)  # noqa: E731
+    np.testing.assert_allclose(matmul(x, w), xla(x, w), rtol=1e-12, atol=1e-12)
+    want_grads = jax.grad(loss(xla), (0, 1))(x, w)
+    got_grads = jax.grad(loss(matmul), (0, 1))(x, w)
     for g, r in zip(got_grads, want_grads):
         np.testing.assert_allclose(g, r, rtol=1e-12, atol=1e-12)
 
 
 def test_conv_as_matmul_refuses_what_it_does_not_compute():
-    x, w = jnp.zeros((1, 5, 5, 4)), jnp.zeros((3, 3, 2, 4))
-    with pytest.raises(NotImplementedError, match="lowering='xla'"):
-        ops.conv_as_matmul(x, w, (1, 1), "SAME", feature_group_count=2)
+    x, w = jnp.zeros((1, 5, 5, 4)), jnp.zeros((3, 3, 2, 4))  # a grouped kernel
+    with pytest.raises(ValueError, match="lowering='xla'"):
+        ops.conv_as_matmul(x, w, (1, 1), "SAME")
 
 
 @pytest.mark.parametrize("size,stride,padding", [
@@ -66,14 +66,27 @@ def test_max_pool_gradient_goes_where_xla_sends_it(size, stride, padding):
     np.testing.assert_array_equal(ours(g)[0], vjp(g)[0])
 
 
+def test_backends_choose_the_lowering():
+    assert backends.choose("auto", "cpu") == backends.Lowering(
+        "matmul", "slices", "written_out", "direct", (("xla_backend_optimization_level", 1),))
+    assert backends.choose("auto", "gpu") == backends.Lowering()
+    assert backends.choose("xla", "cpu").convolution == "xla"
+    assert backends.choose("matmul", "tpu").convolution == "matmul"
+
+
 def test_lowerings_build_the_same_network():
     """Logits and every gradient of a small network agree between lowerings (float64
-    activations; the gradients are float32, as the parameters are). Figure 9's variant has a
-    max pool outside the branches besides the stem's and the grid reductions'."""
+    activations; the gradients are float32, as the parameters are): XLA's convolutions with
+    flax's batch norm and parameter look-up, XLA's convolutions with ours, and the matmul
+    lowering. Figure 9's variant has a max pool outside the branches besides the stem's and
+    the grid reductions'."""
     size = 75
     base = get_preset("grid_fig9_pool_first", depth_multiplier=0.25, num_classes=7,
                       dtype="float64", aux_head="none")
-    xla, matmul = (models.Inception(base.replace(lowering=lo)) for lo in ("xla", "matmul"))
+    flax_ways = layers.Runtime(backends.Lowering(batch_norm="flax", parameters="flax"))
+    xla, matmul, flax_bn = (models.Inception(base, runtime) for runtime in (
+        layers.Runtime(backends.choose("xla")), layers.Runtime(backends.choose("matmul")),
+        flax_ways))
     images = jax.random.normal(jax.random.PRNGKey(0), (2, size, size, 3), jnp.float64)
     variables = xla.init(jax.random.PRNGKey(1), images)
 
@@ -86,10 +99,13 @@ def test_lowerings_build_the_same_network():
             return jnp.sum(logits ** 2) + jnp.sum(ends["Mixed_6e"] ** 2)
         return jax.jit(jax.value_and_grad(f))(variables["params"])
 
-    (want, want_grads), (got, got_grads) = loss(xla), loss(matmul)
-    np.testing.assert_allclose(got, want, rtol=1e-10)
-    for g, r in zip(jax.tree_util.tree_leaves(got_grads), jax.tree_util.tree_leaves(want_grads)):
-        np.testing.assert_allclose(g, r, rtol=1e-6, atol=1e-7 * np.abs(r).max())
+    want, want_grads = loss(xla)
+    for other in (matmul, flax_bn):
+        got, got_grads = loss(other)
+        np.testing.assert_allclose(got, want, rtol=1e-10)
+        for g, r in zip(jax.tree_util.tree_leaves(got_grads),
+                        jax.tree_util.tree_leaves(want_grads)):
+            np.testing.assert_allclose(g, r, rtol=1e-6, atol=1e-7 * np.abs(r).max())
 
 
 @pytest.mark.parametrize("relu", [True, False])

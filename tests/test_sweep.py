@@ -1,12 +1,8 @@
-"""Sweeps and reports: expansion, fixed cost, failures, shards, resume after a kill, the
-report's statistics against a hand computation, and the built-in experiments' dry runs."""
+"""Sweeps: expansion, selection, fixed cost, seeds per program, failures, shards, locks,
+resume after a kill, and the built-in experiments' dry runs."""
 
-import csv
-import io
 import json
-import math
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -14,17 +10,9 @@ import sys
 import pytest
 
 from experiments import factorization, grid_reduction, paper_table3, quickstart, receptive_field
-from inception_flax import cost, report, sweep
-from tests.scripts.tiny import tiny_config
-from tests.test_train import (ROOT, assert_trees_equal, env, final_params, needs_fashion_mnist,
-                              wait_for)
-
-
-def sweep_config(**options):
-    config = tiny_config()
-    config.sweep = quickstart.get_config().sweep
-    config.sweep.update(options)
-    return config
+from inception_flax import cost, results, sweep
+from tests.helpers import (ROOT, assert_trees_equal, env, fake_train, final_params,
+                           needs_fashion_mnist, sweep_config, wait_for)
 
 
 def test_product_zip_and_seeds():
@@ -116,23 +104,6 @@ def test_seeds_per_program_groups_a_variants_seeds_into_units_of_work():
         sweep.seeds_per_program(config)
 
 
-def fake_train(calls, fail=()):
-    def train_fn(configs, workdirs):
-        calls.extend(workdirs)
-        if any(name in workdir for name in fail for workdir in workdirs):
-            raise RuntimeError("injected failure")
-        records = []
-        for workdir in workdirs:
-            os.makedirs(workdir, exist_ok=True)
-            record = {"status": "done", "ema_top1": 0.9, "ema_top5": 0.99, "params": 1,
-                      "macs": 2, "images_per_s": 100.0}
-            with open(os.path.join(workdir, "final.json"), "w") as f:
-                json.dump(record, f)
-            records.append(record)
-        return records
-    return train_fn
-
-
 def test_a_failure_leaves_the_others_and_is_marked(tmp_path):
     config = sweep_config(seeds=(0, 1))
     calls = []
@@ -140,7 +111,7 @@ def test_a_failure_leaves_the_others_and_is_marked(tmp_path):
     assert failed == 1 and len(calls) == 4
     final = json.load(open(tmp_path / "fig5" / "seed1" / "final.json"))
     assert final["status"] == "failed" and "injected failure" in final["error"]
-    rows = {r["variant"]: r for r in report.write(str(tmp_path))}
+    rows = {r["variant"]: r for r in results.write(str(tmp_path))}
     assert rows["fig5"]["status"] == "1 done, 1 failed"
     assert "1 failed" in (tmp_path / "results.md").read_text()
     # Finished runs (done or failed) are not run again.
@@ -149,103 +120,38 @@ def test_a_failure_leaves_the_others_and_is_marked(tmp_path):
     assert again == []
 
 
-def test_two_shards_run_every_run_once(tmp_path):
-    config = sweep_config(seeds=(0, 1, 2))
-    first, second = [], []
-    sweep.run_sweep(config, str(tmp_path), shard="0/2", train_fn=fake_train(first))
-    sweep.run_sweep(config, str(tmp_path), shard="1/2", train_fn=fake_train(second))
-    runs = [os.path.join(str(tmp_path), r.name) for r in sweep.expand(config)]
-    assert sorted(first + second) == sorted(runs) and not set(first) & set(second)
+def test_two_shards_at_once_in_two_processes_run_every_run_once(tmp_path):
+    workdir, barrier = str(tmp_path / "sweep"), tmp_path / "barrier"
+    barrier.mkdir()
+    script = os.path.join(ROOT, "tests", "scripts", "sweep_shard.py")
+    processes = [subprocess.Popen([sys.executable, script, workdir, f"{i}/2", str(barrier)],
+                                  env=env(), cwd=ROOT, stdout=subprocess.PIPE,
+                                  stderr=subprocess.STDOUT, text=True) for i in range(2)]
+    outputs = [p.communicate(timeout=300)[0] for p in processes]
+    assert all(p.returncode == 0 for p in processes), outputs
+    trained = [o.strip().splitlines()[-1].split()[1:] for o in outputs]
+    runs = [r.name for r in sweep.expand(sweep_config(seeds=(0, 1)))]
+    assert sorted(trained[0] + trained[1]) == sorted(runs)
+    assert trained[0] == runs[0::2] and trained[1] == runs[1::2]
+    assert len(json.load(open(os.path.join(workdir, "sweep.json")))["runs"]) == len(runs)
+    table = open(os.path.join(workdir, "results.md")).read()
+    assert table.count("| 2 done |") == 2
     os.environ["SLURM_ARRAY_TASK_ID"], os.environ["SLURM_ARRAY_TASK_COUNT"] = "1", "2"
     try:
+        config = sweep_config(seeds=(0, 1, 2))
         assert [r.index for r in sweep.shard_of(sweep.expand(config), None)] == [1, 3, 5]
     finally:
         del os.environ["SLURM_ARRAY_TASK_ID"], os.environ["SLURM_ARRAY_TASK_COUNT"]
 
 
-def write_made_up(workdir, results):
-    runs = []
-    for variant, accuracies in results.items():
-        for seed, accuracy in enumerate(accuracies):
-            run_dir = os.path.join(workdir, variant, f"seed{seed}")
-            runs.append({"variant": variant, "seed": seed, "dir": f"{variant}/seed{seed}",
-                         "params": 10, "macs": 20})
-            if accuracy is None:
-                continue
-            os.makedirs(run_dir)
-            with open(os.path.join(run_dir, "final.json"), "w") as f:
-                json.dump({"status": "done", "ema_top1": accuracy, "ema_top5": 0.99,
-                           "params": 10, "macs": 20, "images_per_s": 50.0}, f)
-    with open(os.path.join(workdir, "sweep.json"), "w") as f:
-        json.dump({"sweep": {"baseline": "base", "paper": {"base": {"top1": 21.2}},
-                             "notes": {"new": "a reconstruction"}}, "runs": runs}, f)
-
-
-def test_report_statistics_by_hand(tmp_path):
-    # Top-1 errors (%): base 10, 12, 14 (mean 12, std 2); new 7, 9, 11 (mean 9, std 2).
-    write_made_up(str(tmp_path), {"base": [0.90, 0.88, 0.86], "new": [0.93, 0.91, 0.89],
-                                  "partial": [0.95, None, None]})
-    rows = {r["variant"]: r for r in report.write(str(tmp_path))}
-    mean, std, n = rows["new"]["top1"]
-    assert (round(mean, 9), round(std, 9), n) == (9.0, 2.0, 3)
-    # Welch with equal variances and n = 3 each: se = sqrt(4/3 + 4/3), 4 degrees of freedom,
-    # t(0.975, 4) = 2.776445 (tables).
-    diff, low, high = rows["new"]["delta"]
-    half = 2.776445 * math.sqrt(8 / 3)
-    assert diff == pytest.approx(-3.0)
-    assert (low, high) == pytest.approx((-3.0 - half, -3.0 + half), abs=1e-5)
-    assert rows["partial"]["status"] == "1 done, 2 not run"
-    assert math.isnan(rows["partial"]["top1"][1])  # one seed: no spread
-    markdown = (tmp_path / "results.md").read_text()
-    assert "9.00 ± 2.00 (n=3)" in markdown and "-3.00 [" in markdown and "21.2" in markdown
-    csv_lines = (tmp_path / "results.csv").read_text().splitlines()
-    assert len(csv_lines) == 4 and csv_lines[0].startswith("variant,params,macs")
-    # The 95% t-interval of a mean of 3 with std 2: ± t(0.975, 2) · 2 / √3, t = 4.302653.
-    ci = 4.302653 * 2 / math.sqrt(3)
-    assert rows["new"]["top1_ci"] == pytest.approx((9.0 - ci, 9.0 + ci), abs=1e-5)
-    assert f"[{9 - ci:.2f}, {9 + ci:.2f}]" in markdown
-    # The plot draws the table's numbers: the CSV's interval bounds, no bar for one seed.
-    table = {r["variant"]: r for r in csv.DictReader(io.StringIO("\n".join(csv_lines)))}
-    for point in report.accuracy_points(list(rows.values())):
-        written = table[point["variant"]]
-        assert point["top1"] == pytest.approx(float(written["top1_err_mean"]))
-        if point["n"] > 1:
-            assert (point["low"], point["high"]) == pytest.approx(
-                (float(written["top1_err_ci_low"]), float(written["top1_err_ci_high"])))
-        else:
-            assert math.isnan(point["low"]) and written["top1_err_ci_low"] == "nan"
-    assert [p["baseline"] for p in report.accuracy_points(list(rows.values()))] == \
-        [True, False, False]
-    assert "| new (a) |" in markdown and "(a) new: a reconstruction" in markdown
-    assert (tmp_path / "accuracy_vs_macs.png").stat().st_size > 1000
-    if shutil.which("pdflatex") is None:
-        pytest.skip("pdflatex is not installed; the LaTeX table was not compiled")
-    document = ("\\documentclass{article}\\usepackage{booktabs}\\begin{document}"
-                + (tmp_path / "results.tex").read_text() + "\\end{document}")
-    (tmp_path / "doc.tex").write_text(document)
-    result = subprocess.run(["pdflatex", "-interaction=nonstopmode", "doc.tex"],
-                            cwd=tmp_path, capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stdout[-2000:]
-
-
-def test_training_curves_spread_over_seeds(tmp_path):
-    write_made_up(str(tmp_path), {"base": [0.9, 0.8], "new": [0.9, 0.9]})
-    for seed, (losses, evals) in enumerate([((2.0, 1.0), (0.5, 0.8)),
-                                            ((4.0, 2.0), (0.7, 0.9))]):
-        with open(tmp_path / "base" / f"seed{seed}" / "metrics.jsonl", "w") as f:
-            for step, loss in zip((10, 20, 30), losses + (0.5,) * seed):  # seed 1 logs more
-                f.write(json.dumps({"step": step, "loss": loss}) + "\n")
-            for step, accuracy in zip((10, 20), evals):
-                f.write(json.dumps({"step": step, "ema_top1": accuracy}) + "\n")
-    bands = report.curve_bands(report.collect(str(tmp_path)))
-    assert set(bands) == {"base"}  # "new" logged nothing
-    loss, evals = bands["base"]["loss"], bands["base"]["eval"]
-    assert loss["steps"] == [10, 20] and loss["n"] == 2  # the steps every seed logged
-    assert loss["mean"] == [3.0, 1.5] and loss["low"] == [2.0, 1.0] and loss["high"] == [4.0, 2.0]
-    assert evals["mean"] == pytest.approx([40.0, 15.0])  # errors: (50, 30) and (20, 10)
-    assert evals["low"] == pytest.approx([30.0, 10.0])
-    report.write(str(tmp_path))
-    assert (tmp_path / "training_curves.png").stat().st_size > 1000
+def test_every_run_is_checked_before_the_first_starts(tmp_path):
+    config = sweep_config(seeds=(0,))
+    config.sweep.axes = [{"good": {}, "bad": {"learning_rate": -1.0}}]
+    config.sweep.baseline = "good"
+    calls = []
+    with pytest.raises(ValueError, match=r"learning_rate=-1.0 is out of range"):
+        sweep.run_sweep(config, str(tmp_path / "sweep"), train_fn=fake_train(calls))
+    assert calls == [] and not os.path.exists(tmp_path / "sweep")
 
 
 EXPERIMENTS = [quickstart, factorization, grid_reduction, receptive_field, paper_table3]
@@ -336,19 +242,3 @@ def test_killed_grouped_sweep_resumes_every_seed_bit_for_bit(tmp_path):
                   for d in (straight, resumed)]
         for key in ("raw_top1", "ema_top1", "ema_top5", "step", "status"):
             assert finals[0][key] == finals[1][key], key
-
-
-def test_equal_records_give_a_byte_identical_report(tmp_path):
-    """A grouped sweep's records equal to a sweep's records alone give the same tables."""
-    tables = []
-    for k in (1, 3):
-        workdir = tmp_path / f"k{k}"
-        workdir.mkdir()
-        write_made_up(str(workdir), {"base": [0.90, 0.88, 0.86], "new": [0.93, 0.91, 0.89]})
-        plan = json.load(open(workdir / "sweep.json"))
-        plan["sweep"]["seeds_per_program"] = k
-        json.dump(plan, open(workdir / "sweep.json", "w"))
-        report.write(str(workdir))
-        tables.append([(workdir / name).read_bytes()
-                       for name in ("results.md", "results.csv", "results.tex")])
-    assert tables[0] == tables[1]

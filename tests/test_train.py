@@ -1,5 +1,6 @@
 """Training end to end: devices and processes against one another, exact resume, preemption,
-the TFDS path on mock data, and clear errors. Runs use a 1/10-width network on Fashion-MNIST."""
+divergence, clear errors, and seeds trained together. Runs use a 1/10-width network on
+Fashion-MNIST."""
 
 import json
 import os
@@ -11,50 +12,12 @@ import time
 
 import jax
 import numpy as np
-import orbax.checkpoint as ocp
 import pytest
 
 from inception_flax import input_pipeline, train
+from tests.helpers import (SCRIPTS, assert_trees_equal, env, final_params, max_difference,
+                           needs_fashion_mnist, run_experiment, wait_for)
 from tests.scripts.tiny import STEPS_PER_EPOCH, tiny_config
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SCRIPTS = os.path.join(ROOT, "tests", "scripts")
-needs_fashion_mnist = pytest.mark.skipif(
-    not os.path.isdir(input_pipeline.FASHION_MNIST_DIR),
-    reason="apt-get install dataset-fashion-mnist")
-
-
-# Subprocess runs of the same tiny network share JAX's persistent compilation cache.
-CACHE = os.path.join(os.environ.get("TMPDIR", "/tmp"), f"inception_flax_test_cache_{os.getpid()}")
-
-
-def env():
-    return dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="3", JAX_PLATFORMS="cpu",
-                JAX_COMPILATION_CACHE_DIR=CACHE, JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0")
-
-
-def final_params(workdir):
-    """The latest checkpoint's state as host arrays, on this process's one device."""
-    directory = os.path.join(workdir, "checkpoints")
-    step = max(int(name) for name in os.listdir(directory) if name.isdigit())
-    path = os.path.join(directory, str(step), "state")
-    checkpointer = ocp.StandardCheckpointer()
-    device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
-    target = jax.tree_util.tree_map(
-        lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device),
-        checkpointer.metadata(path).item_metadata.tree)
-    return step, jax.device_get(checkpointer.restore(path, target))
-
-
-def assert_trees_equal(a, b, exact=True):
-    leaves_a, leaves_b = jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)
-    assert len(leaves_a) == len(leaves_b)
-    for x, y in zip(leaves_a, leaves_b):
-        if exact:
-            np.testing.assert_array_equal(x, y)
-        else:
-            np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-6)
-
 
 def test_eight_devices_match_one_with_synchronized_batch_norm():
     result = subprocess.run([sys.executable, os.path.join(SCRIPTS, "devices_check.py")],
@@ -92,29 +55,6 @@ def test_two_processes_train_like_one(tmp_path):
     assert_trees_equal(state_two["ema_params"], state_one["ema_params"], exact=False)
     final = json.load(open(os.path.join(two, "final.json")))
     assert final["status"] == "done" and final["eval_examples"] == 200
-
-
-def run_experiment(workdir, *overrides, stdout=None):
-    config = tiny_config(steps=12)
-    args = [sys.executable, os.path.join(ROOT, "run_experiment.py"),
-            "--config", os.path.join(ROOT, "configs", "fashion_mnist.py"), "--workdir", workdir,
-            "--config.model.depth_multiplier=0.1", "--config.global_batch_size=16",
-            "--config.eval_batch_size=100", "--config.max_eval_examples=200",
-            f"--config.num_epochs={config.num_epochs!r}", "--config.log_every_steps=2",
-            "--config.checkpoint_every_steps=4", "--config.tensorboard=False",
-            *overrides]
-    return subprocess.Popen(args, env=env(), stdout=stdout or subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, cwd=ROOT)
-
-
-def wait_for(process, text):
-    """Reads the process's output until a line contains `text` (no sleeping)."""
-    lines = []
-    for line in process.stdout:
-        lines.append(line)
-        if text in line:
-            return lines
-    raise AssertionError("never printed " + repr(text) + ":\n" + "".join(lines[-30:]))
 
 
 @needs_fashion_mnist
@@ -198,39 +138,6 @@ def test_batch_that_does_not_split_over_devices(tmp_path):
     assert not os.path.exists(tmp_path / "run")
 
 
-def test_tfds_imagenet_path_on_mock_data(tmp_path):
-    import tensorflow_datasets as tfds
-    config = tiny_config(steps=2)
-    config.dataset, config.train_split, config.eval_split = "imagenet2012", "train", "validation"
-    config.in_memory, config.preprocessing, config.color_distortion = False, "inception", True
-    config.model.num_classes = 1000
-    config.shuffle_buffer, config.eval_batch_size, config.max_eval_examples = 64, 16, 0
-    with tfds.testing.mock_data(num_examples=40):
-        dataset = input_pipeline.create(config, 16, 16)
-        first = next(dataset.train_batches(0))
-        assert first["image"].shape == (16, 75, 75, 3) and first["image"].dtype == np.float32
-        assert -1.0 <= first["image"].min() and first["image"].max() <= 1.0
-        # Deterministic and resumable: step 1 read on its own equals step 1 read in order.
-        again = dataset.train_batches(0)
-        next(again)
-        np.testing.assert_array_equal(next(again)["image"], next(dataset.train_batches(1))["image"])
-        record = train.train_and_evaluate(config, str(tmp_path / "run"))
-    assert record["status"] == "done" and record["eval_examples"] == 40
-    assert 0.0 <= record["ema_top5"] <= 1.0
-
-
-@needs_fashion_mnist
-def test_fashion_mnist_batches_are_deterministic_and_process_independent():
-    arrays = input_pipeline.load_fashion_mnist()
-    assert arrays[0].shape == (60_000, 28, 28, 1) and arrays[2].shape == (10_000, 28, 28, 1)
-    data = input_pipeline.array_dataset("f", arrays, 10, 32, 100, seed=3, flip=True)
-    batches = data.train_batches(0)
-    first = [next(batches) for _ in range(3)]
-    resumed = next(data.train_batches(2))
-    np.testing.assert_array_equal(first[2]["image"], resumed["image"])
-    eval_batches = list(data.eval_batches())
-    assert sum(int(b["mask"].sum()) for b in eval_batches) == 10_000
-
 
 # ---------------------------------------------------------------------------------------------
 # Seeds trained together (a leading seed axis, jax.vmap).
@@ -238,13 +145,13 @@ def test_fashion_mnist_batches_are_deterministic_and_process_independent():
 def one_step(configs, lowering):
     """The state after one train step of `configs`' seeds (grouped when several), each seed
     fed its own first batch, as `train.set_up` would."""
-    from inception_flax import models, optim
+    from inception_flax import optim
     from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
     grouped = len(configs) > 1
     config = configs[0]
     config.model.lowering = lowering
     mesh = Mesh(np.array(jax.devices()[:1]), (train.AXIS,))
-    model = models.Inception(train.model_config(config))
+    model = train.build_model(config)
     schedule = optim.learning_rate(config, 100)
     tx = optim.optimizer(config, schedule)
     state = train.init_state(model, config, tx, np.zeros((1, 75, 75, 3), np.float32),
@@ -273,11 +180,6 @@ def test_a_seed_in_a_group_steps_as_it_does_alone(lowering):
         np.testing.assert_allclose(a, b, rtol=2e-4, atol=2e-6)
     assert not np.allclose(group.params["Logits"]["Conv2d_1c_1x1"]["Conv"]["kernel"][0],
                            member.params["Logits"]["Conv2d_1c_1x1"]["Conv"]["kernel"])
-
-
-def max_difference(a, b) -> float:
-    return max(float(np.max(np.abs(x - y))) for x, y in
-               zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)))
 
 
 @needs_fashion_mnist

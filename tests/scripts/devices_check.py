@@ -18,7 +18,7 @@ import numpy as np  # noqa: E402
 jax.config.update("jax_enable_x64", True)
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P  # noqa: E402
 
-from inception_flax import models, optim, train  # noqa: E402
+from inception_flax import optim, train  # noqa: E402
 from tests.scripts.tiny import tiny_config  # noqa: E402
 
 rng = np.random.RandomState(0)
@@ -33,7 +33,7 @@ def run(devices, sync, seeds=None):
     config.model.dropout_rate = 0.0  # dropout masks are drawn per replica
     config.model.dtype = "float64"
     mesh = Mesh(np.array(devices), (train.AXIS,))
-    model = models.Inception(train.model_config(config))
+    model = train.build_model(config)
     schedule = optim.learning_rate(config, 100)
     tx = optim.optimizer(config, schedule)
     sample = np.zeros((1, 75, 75, 3), np.float32)

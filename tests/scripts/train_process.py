@@ -23,14 +23,22 @@ if rest and not rest[0].startswith("--"):
 
 from tests.scripts.tiny import tiny_config  # noqa: E402
 
-from inception_flax import train  # noqa: E402
+import ast  # noqa: E402
+
+from inception_flax import sweep, train  # noqa: E402
+
+
+def value(text):
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text  # a string such as fig5
+
 
 config = tiny_config()
-for item in rest:
-    key, value = item[len("--config."):].split("=", 1)
-    node = config
-    *parents, leaf = key.split(".")
-    for parent in parents:
-        node = node[parent]
-    node[leaf] = type(node[leaf])(value) if node[leaf] is not None else value
-train.train_and_evaluate(config, workdir)
+sweep.apply_overrides(config, {item[len("--config."):].split("=", 1)[0]:
+                               value(item.split("=", 1)[1]) for item in rest})
+try:
+    train.train_and_evaluate(config, workdir)
+except ValueError as error:
+    sys.exit(f"error: {error}")

@@ -19,14 +19,21 @@ def format_seconds(seconds: float) -> str:
 
 
 def write_json_atomically(path: str, data: dict) -> None:
-    with open(path + ".tmp", "w") as f:
-        json.dump(data, f, indent=1, default=float)
-    os.replace(path + ".tmp", path)
+    """Writes a file that readers see whole or not at all, also where two processes (two
+    shards of a sweep) write it at once."""
+    write_text_atomically(path, json.dumps(data, indent=1, default=float))
+
+
+def write_text_atomically(path: str, text: str) -> None:
+    temporary = f"{path}.{os.getpid()}.tmp"
+    with open(temporary, "w") as f:
+        f.write(text)
+    os.replace(temporary, path)
 
 
 class EventWriter:
     """TensorBoard scalars written with TensorBoard's own protos and record framing, without
-    importing TensorFlow (whose import took 7 s of every run's start-up)."""
+    importing TensorFlow, whose import would add seconds to every run's start-up."""
 
     def __init__(self, logdir: str):
         from tensorboard.compat.proto import event_pb2, summary_pb2
@@ -49,7 +56,7 @@ class EventWriter:
         self._write(self.event_pb2.Event(wall_time=time.time(), step=step, summary=summary))
 
 
-class Reporter:
+class RunLog:
     def __init__(self, workdir: str, config, total_steps: int, start_step: int,
                  global_batch: int, prefix: str = ""):
         self.workdir, self.total_steps, self.global_batch = workdir, total_steps, global_batch

@@ -3,11 +3,11 @@
 import ml_collections
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from inception_flax.reporting import Reporter
+from inception_flax.run_log import RunLog
 
 
 def test_tensorboard_scalars_are_readable_by_tensorboard(tmp_path, capsys):
-    reporter = Reporter(str(tmp_path), ml_collections.ConfigDict({"tensorboard": True}),
+    reporter = RunLog(str(tmp_path), ml_collections.ConfigDict({"tensorboard": True}),
                         total_steps=10, start_step=0, global_batch=4)
     reporter.log_train(2, [{"loss": 1.0, "accuracy": 0.5, "learning_rate": 0.1},
                            {"loss": 3.0, "accuracy": 0.25, "learning_rate": 0.1}])

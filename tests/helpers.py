@@ -1,0 +1,111 @@
+"""What several test files share: paths, the environment of subprocess runs, waiting for a
+process's output, reading a run's checkpoint, comparing trees."""
+
+import json
+import os
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+import pytest
+
+from experiments import quickstart
+from inception_flax import input_pipeline
+from tests.scripts.tiny import tiny_config
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SCRIPTS = os.path.join(ROOT, "tests", "scripts")
+needs_fashion_mnist = pytest.mark.skipif(
+    not os.path.isdir(input_pipeline.FASHION_MNIST_DIR),
+    reason="apt-get install dataset-fashion-mnist")
+
+# Every run of the test session (the pytest-xdist workers and the processes they start)
+# shares one persistent compilation cache, named by the controller (tests/conftest.py).
+CACHE = os.environ.setdefault(
+    "INCEPTION_FLAX_TEST_CACHE",
+    os.path.join(os.environ.get("TMPDIR", "/tmp"), f"inception_flax_test_cache_{os.getpid()}"))
+
+
+def env():
+    return dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="3", JAX_PLATFORMS="cpu",
+                JAX_COMPILATION_CACHE_DIR=CACHE, JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0")
+
+
+def run_experiment(workdir, *overrides, stdout=None, config="fashion_mnist.py", steps=12):
+    """`run_experiment.py` on the tiny network in a subprocess (stdout and stderr piped)."""
+    tiny = tiny_config(steps=steps)
+    args = [sys.executable, os.path.join(ROOT, "run_experiment.py"),
+            "--config", os.path.join(ROOT, "configs", config), "--workdir", workdir,
+            "--config.model.depth_multiplier=0.1", "--config.global_batch_size=16",
+            "--config.eval_batch_size=100", "--config.max_eval_examples=200",
+            f"--config.num_epochs={tiny.num_epochs!r}", "--config.log_every_steps=2",
+            "--config.checkpoint_every_steps=4", "--config.tensorboard=False", *overrides]
+    return subprocess.Popen(args, env=env(), stdout=stdout or subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, cwd=ROOT)
+
+
+def wait_for(process, text):
+    """Reads the process's output until a line contains `text` (no sleeping)."""
+    lines = []
+    for line in process.stdout:
+        lines.append(line)
+        if text in line:
+            return lines
+    raise AssertionError("never printed " + repr(text) + ":\n" + "".join(lines[-30:]))
+
+
+def final_params(workdir):
+    """The latest checkpoint's state as host arrays, on this process's one device."""
+    directory = os.path.join(workdir, "checkpoints")
+    step = max(int(name) for name in os.listdir(directory) if name.isdigit())
+    path = os.path.join(directory, str(step), "state")
+    checkpointer = ocp.StandardCheckpointer()
+    device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+    target = jax.tree_util.tree_map(
+        lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device),
+        checkpointer.metadata(path).item_metadata.tree)
+    return step, jax.device_get(checkpointer.restore(path, target))
+
+
+def assert_trees_equal(a, b, exact=True):
+    leaves_a, leaves_b = jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)
+    assert len(leaves_a) == len(leaves_b)
+    for x, y in zip(leaves_a, leaves_b):
+        if exact:
+            np.testing.assert_array_equal(x, y)
+        else:
+            np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-6)
+
+
+def max_difference(a, b) -> float:
+    return max(float(np.max(np.abs(x - y))) for x, y in
+               zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)))
+
+
+def sweep_config(**options):
+    """The tiny training config with the quickstart's sweep (fig4, fig5; 3 seeds)."""
+    config = tiny_config()
+    config.sweep = quickstart.get_config().sweep
+    config.sweep.update(options)
+    return config
+
+
+def fake_train(calls, fail=()):
+    """A stand-in trainer for `sweep.run_sweep`: records the run directories it is given,
+    writes a done final.json for each, fails where a directory contains a `fail` name."""
+    def train_fn(configs, workdirs):
+        calls.extend(workdirs)
+        if any(name in workdir for name in fail for workdir in workdirs):
+            raise RuntimeError("injected failure")
+        records = []
+        for workdir in workdirs:
+            os.makedirs(workdir, exist_ok=True)
+            record = {"status": "done", "ema_top1": 0.9, "ema_top5": 0.99, "params": 1,
+                      "macs": 2, "images_per_s": 100.0}
+            with open(os.path.join(workdir, "final.json"), "w") as f:
+                json.dump(record, f)
+            records.append(record)
+        return records
+    return train_fn

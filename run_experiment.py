@@ -3,11 +3,18 @@
     python run_experiment.py --config experiments/quickstart.py --workdir runs/quickstart
     python run_experiment.py --config configs/fashion_mnist.py --workdir runs/fashion
     python run_experiment.py --config configs/imagenet_inception_v3.py --workdir runs/v3 \
-        --config.model.module_35=double_3x3 --config.global_batch_size=1024
+        --config.model.module_35=fig5 --config.global_batch_size=1024
+    python run_experiment.py --config experiments/factorization.py --workdir runs/fact \
+        --config.sweep.only='released,35x35_*' --dry_run
 
-Starting the same command again resumes: a run from its latest checkpoint, a sweep by skipping
-finished runs and resuming interrupted ones. A sweep (a config with a `sweep` field, see
-experiments/) writes each run to DIR/<variant>/seed<k>/ and its tables to DIR/results.*.
+Flags are absl's (`--flag=value` or `--flag value`), as every entry point of the project
+takes them (`inception_flax/cli.py`); config fields are set as `--config.FIELD=VALUE`.
+Starting the same command again resumes: a run from its latest checkpoint (a damaged one is
+set aside), a sweep by skipping finished runs and resuming interrupted ones. A sweep (a config
+with a `sweep` field, see experiments/) writes each run to DIR/<variant>/seed<k>/ and its
+tables to DIR/results.*. A bad value (a field out of its range, an unknown field, a run
+directory another live command holds) is one sentence on stderr and exit code 2, with nothing
+written; a diverged run exits 1.
 Multi-host (Slurm, TPU pods): run the same command in every process with --distributed; JAX
 reads the coordinator from the environment (jax.distributed.initialize). Where TCMalloc is
 installed (Debian: libtcmalloc-minimal4) the command runs itself again with it preloaded
@@ -31,10 +38,13 @@ config_flags.DEFINE_config_file(
     "experiments/quickstart.py (append :imagenet for an experiment on ImageNet).",
     lock_config=True)
 flags.DEFINE_string("workdir", None, "Where checkpoints, metrics, final.json and tables go.")
-flags.DEFINE_bool("dry_run", False, "List the runs with their parameters and multiply-adds; "
-                  "run nothing.")
-flags.DEFINE_string("shard", None, "Run part i of n of a sweep, as i/n (default: the Slurm "
-                    "array task where SLURM_ARRAY_TASK_ID is set, else everything).")
+flags.DEFINE_bool("dry_run", False, "List the variants and runs with their widths, parameters, "
+                  "multiply-adds and the grids their stages of modules act on, the parts where "
+                  "the variants differ and the seeds trained together; warn where a kernel is "
+                  "larger than its grid; run nothing.")
+flags.DEFINE_string("shard", None, "Run part i of n of a sweep's units of work (a run, or "
+                    "the seeds trained as one program), as i/n (default: the Slurm array task "
+                    "where SLURM_ARRAY_TASK_ID is set, else everything).")
 flags.DEFINE_bool("distributed", False, "Call jax.distributed.initialize() first (one process "
                   "per host; coordinator from the cluster environment).")
 flags.mark_flags_as_required(["config", "workdir"])

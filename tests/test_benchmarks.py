@@ -1,6 +1,7 @@
 """The benchmark runs end to end at a tiny size (its figures are not checked: no timing
 asserts; the README quotes a full run)."""
 
+import pytest
 import json
 import os
 import subprocess
@@ -9,6 +10,7 @@ import sys
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 
 
+@pytest.mark.slow
 def test_train_step_benchmark_runs_at_a_tiny_size(tmp_path):
     out = tmp_path / "results.json"
     printed = subprocess.run(

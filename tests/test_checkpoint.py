@@ -39,6 +39,7 @@ def trained(tmp_path_factory):
     return workdir
 
 
+@pytest.mark.slow
 @needs_fashion_mnist
 @pytest.mark.parametrize("damage", [truncate_arrays, corrupt_metadata])
 def test_a_damaged_newest_checkpoint_is_set_aside(trained, tmp_path, capfd, damage):
@@ -57,6 +58,7 @@ def test_a_damaged_newest_checkpoint_is_set_aside(trained, tmp_path, capfd, dama
     assert_trees_equal(final_params(workdir)[1], final_params(trained)[1], exact=True)
 
 
+@pytest.mark.slow
 @needs_fashion_mnist
 def test_no_intact_checkpoint_is_one_sentence(trained, tmp_path):
     workdir = str(tmp_path / "run")

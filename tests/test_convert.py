@@ -27,6 +27,7 @@ def keras_model():
     return model
 
 
+@pytest.mark.slow
 @pytest.mark.full_size
 def test_logits_match_keras(keras_model):
     images = np.random.RandomState(1).uniform(-1, 1, (2, 299, 299, 3)).astype("float32")
@@ -44,6 +45,7 @@ def test_logits_match_keras(keras_model):
                                rtol=1e-4, atol=1e-4 * np.abs(ends["AvgPool_1a"]).max())
 
 
+@pytest.mark.slow
 @pytest.mark.full_size
 def test_parameter_counts_equal_keras(keras_model):
     report = cost.cost(models.create().config, 299)
@@ -53,6 +55,7 @@ def test_parameter_counts_equal_keras(keras_model):
         keras_model.count_params()
 
 
+@pytest.mark.slow
 def test_from_saved_file_and_headless_weights(keras_model, tmp_path):
     path = os.path.join(tmp_path, "inception.keras")
     keras_model.save(path)

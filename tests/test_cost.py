@@ -53,6 +53,7 @@ def abstract_variables(model, size):
     ("receptive_field_151", 151, {"depth_multiplier": 0.5, "num_classes": 10}),
     ("inception_v3", (150, 200), {"depth_multiplier": 0.25}),
 ])
+@pytest.mark.slow
 def test_cost_agrees_with_xla(preset, size, overrides):
     config = get_preset(preset, lowering="xla", **overrides)
     model = models.Inception(config)
@@ -105,6 +106,7 @@ def run_cli(*args):
     return result
 
 
+@pytest.mark.slow
 def test_cli_json_and_table():
     result = run_cli("--preset", "inception_v3", "--image-size", "299", "--format", "json")
     assert result.returncode == 0, result.stderr
@@ -128,6 +130,7 @@ def test_cli_json_and_table():
     assert "Conv2d_0b_1x5" in markdown.stdout and markdown.stdout.startswith("| layer")
 
 
+@pytest.mark.slow
 def test_cli_errors_are_one_sentence():
     bad_field = run_cli("--set", "depth=2")
     assert bad_field.returncode == 2 and "unknown InceptionConfig field" in bad_field.stderr
@@ -138,6 +141,7 @@ def test_cli_errors_are_one_sentence():
     assert bad_value.returncode == 2 and "'7x7'" in bad_value.stderr
 
 
+@pytest.mark.slow
 def test_grids_and_the_warning_for_kernels_larger_than_their_grid():
     small = run_cli("--image-size", "75", "--set", "module_17_n=7", "--format", "json")
     assert small.returncode == 0
@@ -153,6 +157,7 @@ def test_grids_and_the_warning_for_kernels_larger_than_their_grid():
            "(Mixed_6b-6e) on 17×17, 8×8 modules (Mixed_7b-7c) on 8×8" in large.stdout
 
 
+@pytest.mark.slow
 def test_cli_help_and_unknown_flags():
     helped = run_cli("--help")
     assert helped.returncode == 0

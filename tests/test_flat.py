@@ -59,6 +59,7 @@ def test_packed_update_is_the_recipe_leaf_by_leaf():
     assert not np.allclose(by_leaf["Logits"]["Conv"]["kernel"], params["Logits"]["Conv"]["kernel"])
 
 
+@pytest.mark.slow
 def test_train_step_compiles_two_programs_once():
     config = tiny_config()
     model = train.build_model(config)

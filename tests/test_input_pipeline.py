@@ -9,6 +9,7 @@ from tests.helpers import needs_fashion_mnist
 from tests.scripts.tiny import tiny_config
 
 
+@pytest.mark.slow
 def test_tfds_imagenet_path_on_mock_data(tmp_path):
     import tensorflow_datasets as tfds
     config = tiny_config(steps=2)
@@ -43,6 +44,7 @@ def test_fashion_mnist_batches_are_deterministic_and_process_independent():
     assert sum(int(b["mask"].sum()) for b in eval_batches) == 10_000
 
 
+@pytest.mark.slow
 def test_preprocessing_none_turns_the_flip_off_when_streaming_too():
     import tensorflow_datasets as tfds
     batches = {}

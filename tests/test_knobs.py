@@ -142,6 +142,7 @@ def intermediate(config, name, images):
     return np.asarray(node["__call__"][0])
 
 
+@pytest.mark.slow
 def test_linear_factorization_removes_the_first_relu_only():
     config = RELEASED.replace(depth_multiplier=0.25, factorization_activation="linear")
     images = jax.random.normal(jax.random.PRNGKey(3), (1, 107, 107, 3))

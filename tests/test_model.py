@@ -55,6 +55,7 @@ def test_parameter_names_are_tf_slims():
     assert aux["Conv2d_2b_1x1"]["Conv"]["kernel"].shape == (1, 1, 768, 1000)
 
 
+@pytest.mark.slow
 def test_any_input_size_and_the_minimum():
     model = models.create(depth_multiplier=0.25, num_classes=7)
     for size in (75, (75, 131), (200, 90), 331):
@@ -89,6 +90,7 @@ def test_config_errors():
     assert hash(get_preset("inception_v3")) == hash(InceptionConfig())
 
 
+@pytest.mark.slow
 def test_inference_training_and_dtypes():
     model = models.create(depth_multiplier=0.25, num_classes=5, dropout_rate=0.5)
     images = jax.random.uniform(jax.random.PRNGKey(0), (2, 107, 107, 3), minval=-1, maxval=1)

@@ -116,6 +116,7 @@ def test_equal_records_give_a_byte_identical_report(tmp_path):
     assert tables[0] == tables[1]
 
 
+@pytest.mark.slow
 def test_command_line_new_and_old_spellings(tmp_path):
     write_made_up(str(tmp_path), {"base": [0.90, 0.88], "new": [0.93, 0.91]})
     for args in (["--workdir", str(tmp_path)], [str(tmp_path)]):  # the second: as before

@@ -44,6 +44,7 @@ def test_a_held_directory_is_refused_and_a_killed_holders_lock_is_gone(tmp_path)
     assert not run_lock.held(workdir)
 
 
+@pytest.mark.slow
 @needs_fashion_mnist
 def test_a_second_command_on_a_live_run_refuses_in_one_sentence(tmp_path):
     workdir = str(tmp_path / "run")

@@ -32,7 +32,7 @@ AS_BUILT = ("as built from the released stem (stride 1, no MaxPool_3a): cheaper 
 def get_config(data=None):
     s299, s151, s79 = SIZES[data_name(data)]
     config = base(data, dict(SHORT_RUN, **{
-        "model.depth_multiplier": 0.15, "model.min_depth": 8, "num_epochs": 0.5}),
+        "model.depth_multiplier": 0.125, "model.min_depth": 8, "num_epochs": 0.5}),
         baseline="rf299", fixed_cost=True, fixed_cost_exempt=("rf79",), axes=[{
             "rf299": {"image_size": s299, "model.receptive_field": 299},
             "rf151": {"image_size": s151, "model.receptive_field": 151},

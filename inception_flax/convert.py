@@ -16,7 +16,6 @@ import functools
 import os
 import re
 
-import flax
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -25,6 +24,7 @@ from flax.core import unfreeze
 
 from inception_flax import models
 from inception_flax.blocks import AuxHead
+from inception_flax.layers import BasicConv2d
 from inception_flax.config import INCEPTION_V3, InceptionConfig
 from inception_flax.models import Inception
 
@@ -110,11 +110,23 @@ def from_keras(model_or_path, config: InceptionConfig | None = None, rng=None,
 
     rng = jax.random.PRNGKey(0) if rng is None else rng
     aux_rng, logits_rng = jax.random.split(rng)
-    # The variables' structure from shapes alone; every leaf is filled below.
     images = jax.ShapeDtypeStruct((1, image_size, image_size, 3), jnp.float32)
     network = Inception(config)
-    variables = unfreeze(jax.eval_shape(functools.partial(network.init, train=False), rng,
-                                        images))
+    # The variables' structure, and the order the network calls its convolutions in: TF-slim's,
+    # which Keras's layers follow too (a pytree's dict keys come back sorted, so that order is
+    # recorded while the network is traced).
+    ours = []
+
+    def record(call, args, kwargs, context):
+        if isinstance(context.module, BasicConv2d) and context.method_name == "__call__":
+            path = context.module.path
+            if path[0] not in ("AuxLogits", "Logits") and "/".join(path) not in ours:
+                ours.append("/".join(path))
+        return call(*args, **kwargs)
+
+    with nn.intercept_methods(record):
+        variables = unfreeze(jax.eval_shape(functools.partial(network.init, train=False), rng,
+                                            images))
     params, stats = variables["params"], variables["batch_stats"]
 
     if "AuxLogits" in params:  # TF-slim's auxiliary head, which Keras does not have
@@ -124,10 +136,6 @@ def from_keras(model_or_path, config: InceptionConfig | None = None, rng=None,
         aux = AuxHead(config, models.runtime_for(config), parent=None).init(
             aux_rng, jnp.zeros((1, *ends[last_17x17].shape[1:])), train=False)
         params["AuxLogits"], stats["AuxLogits"] = aux["params"], aux["batch_stats"]
-    # Flax keeps parameters in the order the network creates them: TF-slim's, which Keras's
-    # layers follow too.
-    ours = ["/".join(path[:-2]) for path in flax.traverse_util.flatten_dict(params)
-            if path[-2:] == ("Conv", "kernel") and path[0] not in ("AuxLogits", "Logits")]
     convs = _creation_order([l for l in model.layers if isinstance(l, keras.layers.Conv2D)])
     norms = _creation_order([l for l in model.layers
                              if isinstance(l, keras.layers.BatchNormalization)])

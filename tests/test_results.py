@@ -125,7 +125,7 @@ def test_command_line_new_and_old_spellings(tmp_path):
             done = subprocess.run([sys.executable, "-m", module, *args], capture_output=True,
                                   text=True, timeout=300)
             assert done.returncode == 0, done.stderr
-            assert "| new | 0.00 M" in done.stdout and (tmp_path / "results.md").exists()
+            assert "| new (a) | 0.00 M" in done.stdout and (tmp_path / "results.md").exists()
     missing = subprocess.run([sys.executable, "-m", "inception_flax.results", "--workdir",
                               str(tmp_path / "nothing")], capture_output=True, text=True)
     assert missing.returncode == 2 and missing.stderr.count("\n") == 1

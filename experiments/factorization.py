@@ -42,5 +42,5 @@ NOTES = {
 
 
 def get_config(data=None):
-    return base(data, dict(SHORT_RUN, num_epochs=1.0), baseline="released", axes=[VARIANTS],
+    return base(data, dict(SHORT_RUN, num_epochs=0.5), baseline="released", axes=[VARIANTS],
                 notes=NOTES)

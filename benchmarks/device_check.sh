@@ -29,8 +29,8 @@ torch.__version__, 'torchvision', torchvision.__version__, jax.devices())" | tee
 run() {  # name, timeout in seconds, then train_step.py's arguments
   local name=$1 limit=$2; shift 2
   echo "== $name"
-  timeout "$limit" python3 benchmarks/train_step.py --rounds 5 --steps 10 --no-memory \
-    --torch-python python3 --json "$out/$name.json" "$@" 2>&1 | tee "$out/$name.log"
+  timeout "$limit" python3 benchmarks/train_step.py --rounds 5 --steps 10 --no_memory \
+    --torch_python python3 --json "$out/$name.json" "$@" 2>&1 | tee "$out/$name.log"
 }
 # Batch norm's hand-written gradient against flax's on this device (where pytest is there).
 if python3 -c "import pytest" 2>/dev/null; then

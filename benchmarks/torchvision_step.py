@@ -1,7 +1,7 @@
 """torchvision's Inception-v3 train and inference steps, the PyTorch peer of `train_step.py`.
 
 PyTorch is not a dependency of this project: run this file with an interpreter that has torch
-and torchvision (`train_step.py --torch-python PATH` does, in its own process), e.g.
+and torchvision (`train_step.py --torch_python PATH` does, in its own process), e.g.
 
     python3 -m venv /tmp/torch && /tmp/torch/bin/pip install torch torchvision
     /tmp/torch/bin/python benchmarks/torchvision_step.py --sizes 8x299x1000,32x75x10

@@ -2,8 +2,8 @@
 (and torchvision's Inception-v3 in its own process, where PyTorch is installed).
 
     uv run python benchmarks/train_step.py [--sizes 8x299x1000,32x75x10] [--rounds 5]
-        [--steps 3] [--cold-rounds 3] [--dtype float32] [--lowering auto] [--no-memory]
-        [--torch-python PATH] [--json results.json]
+        [--steps 3] [--cold_rounds 3] [--dtype float32] [--lowering auto] [--no_memory]
+        [--torch_python PATH] [--json results.json]
 
 Ours and Keras are measured in this one process, interleaved round by round so that machine
 noise falls on both; each figure is the median over rounds of images/s, and "spread" is
@@ -13,14 +13,14 @@ one-device mesh; Keras's is `model.train_on_batch` with RMSprop and clipping (no
 First-step times include tracing and compilation (a cold cache: no persistent compilation
 cache is set). They are measured twice: in this process, where whichever contender and size
 comes later finds JAX's tracing caches and the allocator's pages warmed by those before it,
-and, as the reported figure, in fresh processes: `--cold-rounds` rounds of one child process
+and, as the reported figure, in fresh processes: `--cold_rounds` rounds of one child process
 per contender, the order alternating round by round, the median taken; all sizes' children
 run first, before this process builds anything. The same children give
 the peak memory: the peak resident set on a CPU, the device's peak bytes in use on an
 accelerator. "Matmul fraction" is the train step's model FLOPs (3 × 2 × multiply-adds per
 image) per second over the matmul throughput measured here in the compute dtype; on a device
 whose peak is listed in `PEAK_TFLOPS` the model FLOP utilisation against that peak is printed
-too. `--torch-python` runs `benchmarks/torchvision_step.py` with that interpreter, after ours
+too. `--torch_python` runs `benchmarks/torchvision_step.py` with that interpreter, after ours
 and Keras, with the same rounds and steps. Prints Markdown tables of ratios. The script runs
 itself again with TCMalloc preloaded where it is installed, as `run_experiment.py` does (all
 contenders, torchvision's process included, then share it); `INCEPTION_FLAX_MALLOC=system`
@@ -181,7 +181,7 @@ def peak_rss_bytes() -> int:
 
 
 def cold_starts(spec: str, args) -> dict:
-    """{contender: [child results]}: `--cold-rounds` rounds of one fresh process per
+    """{contender: [child results]}: `--cold_rounds` rounds of one fresh process per
     contender, the order alternating round by round so that no order wins."""
     cold = {name: [] for name in CONTENDERS}
     for round_ in range(args.cold_rounds if args.memory else 0):
@@ -226,7 +226,7 @@ def measure(batch, size, classes, args, peak_gflops, cold):
                 result[f"{name}_first_train_step_s_rounds"])[0]
             result[f"{name}_peak_rss_bytes"] = max(run["peak_rss_bytes"] for run in runs)
             result[f"{name}_device_peak_bytes"] = runs[0]["device_peak_bytes"]
-        else:  # --no-memory: the in-process figures only
+        else:  # --no_memory: the in-process figures only
             result[f"{name}_build_s"] = result[f"{name}_build_in_process_s"]
             result[f"{name}_first_train_step_s"] = result[f"{name}_first_train_step_in_process_s"]
     return result

@@ -14,9 +14,12 @@ n×n with n ≥ 5 is larger than the 3×3 grid and multiplies mostly SAME paddin
 `--config.image_size=299` on the default data at ImageNet's cost per image; from 139×139 the
 grid is 7×7). Run one part with `--config.sweep.only`, e.g. `--config.sweep.only='released,35x35_*'`.
 
-On the default data each run is `configs/fashion_mnist.py` (4 epochs): about TIME_RUN here on
-the project's 2-core CPU, TIME_ALL for all 24 runs (8 variants × 3 seeds), TIME_35 for the 35×35 part.
-"""
+On the default data each run is half an epoch of `configs/fashion_mnist.py`'s network
+(quarter width, 75×75) with the short-run settings (`experiments.SHORT_RUN`). Measured on the
+project's 2-core CPU (Zen 3): the 35×35 part (9 runs) in FACT_WALL while another sweep shared
+the CPU; alone a run takes about 3.5 minutes (~180 images/s, start-up and evaluation
+included), so the 35×35 part about 30 minutes and all 27 runs (9 variants × 3 seeds) about
+1 h 40 (estimated from that rate)."""
 
 from experiments import SHORT_RUN, base
 

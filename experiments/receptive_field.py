@@ -12,12 +12,13 @@ what the 299 network costs. `fixed_cost` solves every width but `rf79`'s to the 
 On ImageNet (`:imagenet`) the inputs are 299, 151 and 79 as in the paper. On the default data
 the three networks are scaled down to run here: inputs 139, 71 and 37, from which all three
 reach the same grids (35×35 modules on 15×15, 17×17 modules on 7×7, 8×8 modules on 3×3) as
-299/151/79 reach 35/17/8; width WIDTH with min_depth MIN_DEPTH; FRACTION. About TIME_ALL for
-the 12 runs here on the project's 2-core CPU. What that size can show: whether the three
+299/151/79 reach 35/17/8; width 0.125 with min_depth 8 (the 79 network widened to 0.1486
+for equal cost), half an epoch with the short-run settings (`experiments.SHORT_RUN`). The 12
+runs took RF_WALL here on the project's 2-core CPU (Zen 3), RF_SHARED. What that size can show: whether the three
 designs train equally well at equal cost. What it cannot: the paper's point that a
 low-resolution input loses little, since every Fashion-MNIST image is 28×28 upscaled, so the
 three inputs carry the same information; and the 79 network's deficit is larger at this size
-(the stem is a larger share of the cost): −CHEAPER% as built.
+(the stem is a larger share of the cost): −23% as built (15.5 M against 20.2 M multiply-adds).
 """
 
 from experiments import SHORT_RUN, base, data_name

@@ -16,7 +16,7 @@ grid is 7×7). Run one part with `--config.sweep.only`, e.g. `--config.sweep.onl
 
 On the default data each run is half an epoch of `configs/fashion_mnist.py`'s network
 (quarter width, 75×75) with the short-run settings (`experiments.SHORT_RUN`). Measured on the
-project's 2-core CPU (Zen 3): the 35×35 part (9 runs) in FACT_WALL while another sweep shared
+project's 2-core CPU (Zen 3): the 35×35 part (9 runs) in 62 minutes while another sweep shared
 the CPU; alone a run takes about 3.5 minutes (~180 images/s, start-up and evaluation
 included), so the 35×35 part about 30 minutes and all 27 runs (9 variants × 3 seeds) about
 1 h 40 (estimated from that rate)."""

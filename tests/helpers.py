@@ -3,6 +3,7 @@ process's output, reading a run's checkpoint, comparing trees."""
 
 import json
 import os
+import signal
 import subprocess
 import sys
 
@@ -109,3 +110,20 @@ def fake_train(calls, fail=()):
             records.append(record)
         return records
     return train_fn
+
+
+HOLDER = ("import sys; from inception_flax import run_lock; run_lock.acquire(sys.argv[1]); "
+          "print('held', flush=True); sys.stdin.read()")
+
+
+def hold(workdir):
+    """A process that takes `workdir`'s lock and keeps it until it is killed."""
+    process = subprocess.Popen([sys.executable, "-c", HOLDER, workdir], env=env(), cwd=ROOT,
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert process.stdout.readline().strip() == "held"
+    return process
+
+
+def kill(process):
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=60)

@@ -132,14 +132,23 @@ def test_module_8_expanded_vs_plain():
         (1, 1, 1280, 1000)
 
 
-def intermediate(config, name, images):
-    model = models.Inception(config)
-    params = model.init(jax.random.PRNGKey(0), images)
-    _, state = model.apply(params, images, capture_intermediates=True, mutable=["intermediates"])
-    node = state["intermediates"]
-    for key in name.split("/"):
-        node = node[key]
-    return np.asarray(node["__call__"][0])
+def intermediates(config, images, *names):
+    """The outputs of the named layers, from one jitted forward pass."""
+    model = models.Inception(config.replace(lowering="xla"))
+
+    def forward(images):
+        params = model.init(jax.random.PRNGKey(0), images)
+        _, state = model.apply(params, images, capture_intermediates=True,
+                               mutable=["intermediates"])
+        return state["intermediates"]
+    captured = jax.jit(forward)(images)
+    outputs = []
+    for name in names:
+        node = captured
+        for key in name.split("/"):
+            node = node[key]
+        outputs.append(np.asarray(node["__call__"][0]))
+    return outputs
 
 
 @pytest.mark.slow
@@ -149,16 +158,16 @@ def test_linear_factorization_removes_the_first_relu_only():
     # Same parameters as the released network (figure 2 changes no weights).
     assert n_params(variables(config, 107)) == n_params(
         variables(config.replace(factorization_activation="relu"), 107))
-    first = intermediate(config, "Mixed_5b/Branch_2/Conv2d_0b_3x3", images)
-    second = intermediate(config, "Mixed_5b/Branch_2/Conv2d_0c_3x3", images)
+    first, second, first_7, stem = intermediates(
+        config, images, "Mixed_5b/Branch_2/Conv2d_0b_3x3", "Mixed_5b/Branch_2/Conv2d_0c_3x3",
+        "Mixed_6b/Branch_1/Conv2d_0b_1x7", "Stem/Conv2d_1a_3x3")
     assert first.min() < 0 and second.min() >= 0
-    first_7 = intermediate(config, "Mixed_6b/Branch_1/Conv2d_0b_1x7", images)
     assert first_7.min() < 0
-    relu = intermediate(config.replace(factorization_activation="relu"),
-                        "Mixed_5b/Branch_2/Conv2d_0b_3x3", images)
+    (relu,) = intermediates(config.replace(factorization_activation="relu"), images,
+                            "Mixed_5b/Branch_2/Conv2d_0b_3x3")
     assert relu.min() >= 0
     # The stem is not a factorization knob: its 3×3 stack keeps ReLU.
-    assert intermediate(config, "Stem/Conv2d_1a_3x3", images).min() >= 0
+    assert stem.min() >= 0
 
 
 def test_stem_7x7_table3_basic():

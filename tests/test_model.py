@@ -92,7 +92,7 @@ def test_config_errors():
 
 @pytest.mark.slow
 def test_inference_training_and_dtypes():
-    model = models.create(depth_multiplier=0.25, num_classes=5, dropout_rate=0.5)
+    model = models.create(depth_multiplier=0.25, num_classes=5, dropout_rate=0.5, lowering="xla")
     images = jax.random.uniform(jax.random.PRNGKey(0), (2, 107, 107, 3), minval=-1, maxval=1)
     variables = model.init(jax.random.PRNGKey(0), images, train=False)
     assert "AuxLogits" in variables["params"]  # `init` in inference mode can still train
@@ -111,7 +111,7 @@ def test_inference_training_and_dtypes():
     new = updates["batch_stats"]["Stem"]["Conv2d_1a_3x3"]["BatchNorm"]["mean"]
     assert not np.allclose(old, new)
 
-    half = models.create(depth_multiplier=0.25, num_classes=5, dtype="bfloat16")
+    half = models.create(depth_multiplier=0.25, num_classes=5, dtype="bfloat16", lowering="xla")
     half_vars = half.init(jax.random.PRNGKey(0), images)
     assert all(x.dtype == jnp.float32 for x in jax.tree_util.tree_leaves(half_vars))
     half_logits, ends = half.apply(half_vars, images, return_endpoints=True)

@@ -75,54 +75,44 @@ def test_backends_choose_the_lowering():
 
 
 @pytest.mark.slow
-def test_lowerings_build_the_same_network():
-    """Logits and every gradient of a small network agree between lowerings (float64
-    activations; the gradients are float32, as the parameters are). Figure 9's variant has a
-    max pool outside the branches besides the stem's and the grid reductions'."""
+def test_every_lowering_builds_the_same_network():
+    """Logits, moving averages and every gradient of a small network agree between the
+    choices of `backends.Lowering`: XLA's convolutions with our batch norm and parameter
+    look-up (the reference), the matmul lowering, and flax's batch norm (autodiff's gradient,
+    as `test_batch_norm_matches_flax` checks against ours) with flax's parameter look-up, which
+    also give the same variables. Float64 activations; the gradients are float32, as the
+    parameters are. Figure 9's variant has a max pool outside the branches besides the stem's
+    and the grid reductions'."""
     size = 75
     base = get_preset("grid_fig9_pool_first", depth_multiplier=0.25, num_classes=7,
                       dtype="float64", aux_head="none")
-    xla, matmul = (models.Inception(base, layers.Runtime(backends.choose(lowering)))
-                   for lowering in ("xla", "matmul"))
+    xla, matmul, flax_ways = (models.Inception(base, layers.Runtime(lowering)) for lowering in (
+        backends.choose("xla"), backends.choose("matmul"),
+        backends.Lowering(batch_norm="flax", parameters="flax")))
     images = jax.random.normal(jax.random.PRNGKey(0), (2, size, size, 3), jnp.float64)
     variables = xla.init(jax.random.PRNGKey(1), images)
+    assert jax.tree_util.tree_structure(variables) == jax.tree_util.tree_structure(
+        jax.eval_shape(flax_ways.init, jax.random.PRNGKey(1), images))
 
     def loss(model):
         def f(params):
-            (logits, ends), _ = model.apply(
+            (logits, ends), updates = model.apply(
                 {"params": params, "batch_stats": variables["batch_stats"]}, images,
                 train=True, return_endpoints=True, mutable=["batch_stats"],
                 rngs={"dropout": jax.random.PRNGKey(2)})
-            return jnp.sum(logits ** 2) + jnp.sum(ends["Mixed_6e"] ** 2)
-        return jax.jit(jax.value_and_grad(f))(variables["params"])
+            return jnp.sum(logits ** 2) + jnp.sum(ends["Mixed_6e"] ** 2), updates
+        return jax.jit(jax.value_and_grad(f, has_aux=True))(variables["params"])
 
-    (want, want_grads), (got, got_grads) = loss(xla), loss(matmul)
-    np.testing.assert_allclose(got, want, rtol=1e-10)
-    for g, r in zip(jax.tree_util.tree_leaves(got_grads), jax.tree_util.tree_leaves(want_grads)):
-        np.testing.assert_allclose(g, r, rtol=1e-6, atol=1e-7 * np.abs(r).max())
-
-
-@pytest.mark.slow
-def test_flax_batch_norm_and_parameter_look_up_build_the_same_network():
-    """The other choices of `backends.Lowering`: flax's batch norm (autodiff's gradient, as
-    `test_batch_norm_matches_flax` checks against ours) and flax's parameter look-up give the
-    same variables, training outputs and moving averages as the written-out ones."""
-    config = get_preset("inception_v3", depth_multiplier=0.1, num_classes=7, dtype="float64",
-                        aux_head="none", lowering="xla")
-    ours, flax_ways = (models.Inception(config, layers.Runtime(lowering)) for lowering in (
-        backends.Lowering(), backends.Lowering(batch_norm="flax", parameters="flax")))
-    images = jax.random.normal(jax.random.PRNGKey(0), (4, 75, 75, 3), jnp.float64)
-    variables = ours.init(jax.random.PRNGKey(1), images)
-    assert jax.tree_util.tree_structure(variables) == jax.tree_util.tree_structure(
-        flax_ways.init(jax.random.PRNGKey(1), images))
-
-    def train_step(model):
-        return jax.jit(lambda v: model.apply(v, images, train=True, mutable=["batch_stats"],
-                                             rngs={"dropout": jax.random.PRNGKey(2)}))(variables)
-    (want, want_stats), (got, got_stats) = train_step(ours), train_step(flax_ways)
-    np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-9)
-    for g, w in zip(jax.tree_util.tree_leaves(got_stats), jax.tree_util.tree_leaves(want_stats)):
-        np.testing.assert_allclose(g, w, rtol=1e-9, atol=1e-12)
+    (want, want_stats), want_grads = loss(xla)
+    for other in (matmul, flax_ways):
+        (got, got_stats), got_grads = loss(other)
+        np.testing.assert_allclose(got, want, rtol=1e-10)
+        for g, w in zip(jax.tree_util.tree_leaves(got_stats),
+                        jax.tree_util.tree_leaves(want_stats)):
+            np.testing.assert_allclose(g, w, rtol=1e-9, atol=1e-12)
+        for g, r in zip(jax.tree_util.tree_leaves(got_grads),
+                        jax.tree_util.tree_leaves(want_grads)):
+            np.testing.assert_allclose(g, r, rtol=1e-6, atol=1e-7 * np.abs(r).max())
 
 
 @pytest.mark.parametrize("relu", [True, False])

@@ -119,13 +119,14 @@ def test_equal_records_give_a_byte_identical_report(tmp_path):
 @pytest.mark.slow
 def test_command_line_new_and_old_spellings(tmp_path):
     write_made_up(str(tmp_path), {"base": [0.90, 0.88], "new": [0.93, 0.91]})
-    for args in (["--workdir", str(tmp_path)], [str(tmp_path)]):  # the second: as before
-        for module in ("inception_flax.results", "inception_flax.report"):
-            (tmp_path / "results.md").unlink(missing_ok=True)
-            done = subprocess.run([sys.executable, "-m", module, *args], capture_output=True,
-                                  text=True, timeout=300)
-            assert done.returncode == 0, done.stderr
-            assert "| new (a) | 0.00 M" in done.stdout and (tmp_path / "results.md").exists()
+    # The new spelling, and the old one (`report.py`, a positional directory) as before.
+    for module, args in (("inception_flax.results", ["--workdir", str(tmp_path)]),
+                         ("inception_flax.report", [str(tmp_path)])):
+        (tmp_path / "results.md").unlink(missing_ok=True)
+        done = subprocess.run([sys.executable, "-m", module, *args], capture_output=True,
+                              text=True, timeout=300)
+        assert done.returncode == 0, done.stderr
+        assert "| new (a) | 0.00 M" in done.stdout and (tmp_path / "results.md").exists()
     missing = subprocess.run([sys.executable, "-m", "inception_flax.results", "--workdir",
                               str(tmp_path / "nothing")], capture_output=True, text=True)
     assert missing.returncode == 2 and missing.stderr.count("\n") == 1

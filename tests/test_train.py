@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from inception_flax import input_pipeline, train
-from tests.helpers import (SCRIPTS, assert_trees_equal, env, final_params, max_difference,
+from tests.helpers import (SCRIPTS, hold, kill, assert_trees_equal, env, final_params, max_difference,
                            needs_fashion_mnist, run_experiment, wait_for)
 from tests.scripts.tiny import STEPS_PER_EPOCH, tiny_config
 
@@ -72,6 +72,19 @@ def test_sigkill_then_resume_is_bit_exact(tmp_path):
     wait_for(process, "checkpoint saved at step 4")
     process.send_signal(signal.SIGKILL)
     process.wait(timeout=60)
+    # While another command holds the directory, a second one refuses in one sentence and
+    # writes nothing; SIGKILL leaves no stale lock (the resume below runs).
+    before = sorted(os.listdir(resumed)), open(os.path.join(resumed, "metrics.jsonl")).read()
+    holder = hold(resumed)
+    try:
+        output = run_experiment(resumed).communicate(timeout=300)[0]
+    finally:
+        kill(holder)
+    assert output.strip().splitlines()[-1] == (
+        f"error: {resumed} is in use by another command (process {holder.pid}); wait for it "
+        "to finish, or give this one another --workdir.")
+    assert (sorted(os.listdir(resumed)),
+            open(os.path.join(resumed, "metrics.jsonl")).read()) == before
     process = run_experiment(resumed)
     output = process.communicate(timeout=600)[0]
     assert process.returncode == 0, output[-3000:]

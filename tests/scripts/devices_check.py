@@ -32,6 +32,7 @@ def run(devices, sync, seeds=None):
     config = tiny_config(sync_batch_norm=sync)
     config.model.dropout_rate = 0.0  # dropout masks are drawn per replica
     config.model.dtype = "float64"
+    config.model.lowering = "matmul"  # XLA:CPU's float64 convolutions are the slower here
     mesh = Mesh(np.array(devices), (train.AXIS,))
     model = train.build_model(config)
     schedule = optim.learning_rate(config, 100)

@@ -311,6 +311,7 @@ class Training:
 
 
 def set_up(configs, workdirs, compilation_cache_dir) -> Training:
+    """The checked config, data, mesh, state (each seed's latest checkpoint), steps and logs."""
     called = time.time()
     check_group(configs)
     config = configs[0]
@@ -322,10 +323,9 @@ def set_up(configs, workdirs, compilation_cache_dir) -> Training:
         raise ValueError(f"model.num_classes={num_classes} but {dataset.name} has "
                          f"{dataset.num_classes} classes; set --config.model.num_classes="
                          f"{dataset.num_classes}.")
-    if jax.process_index() == 0:  # one live command per run directory
-        for workdir in workdirs:
+    for workdir in workdirs:  # process 0 holds the lock: one live command per run directory
+        if jax.process_index() == 0:
             run_lock.acquire(workdir)
-    for workdir in workdirs:
         os.makedirs(workdir, exist_ok=True)
     if config.compilation_cache:
         jax.config.update("jax_compilation_cache_dir",
@@ -360,21 +360,28 @@ def set_up(configs, workdirs, compilation_cache_dir) -> Training:
                          out_shardings=replicated)(*restored) if grouped else restored[0])
     total_steps = int(round(config.num_epochs * dataset.steps_per_epoch))
     logs = [RunLog(w, c, total_steps, steps[0], c.global_batch_size,
-                          f"seed {c.seed}: " if grouped else "")
-                 for w, c in zip(workdirs, configs)]
+                   f"seed {c.seed}: " if grouped else "") for w, c in zip(workdirs, configs)]
     table = cost.cost(model_cfg, config.image_size)
     records = [{"config": c.to_dict(), "allocator": malloc.active(),
                 "params": table.total.params, "macs": table.total.macs,
                 "training_params": table.training_total.params, "total_steps": total_steps,
                 "steps_per_epoch": dataset.steps_per_epoch} for c in configs]
     return Training(configs, workdirs, grouped, datasets, state, train_step, evaluate,
-               NamedSharding(mesh, P(None, AXIS) if grouped else P(AXIS)),
-               NamedSharding(mesh, P(AXIS)), managers, logs, fingerprints, total_steps,
-               steps[0], called, records, [True] * len(configs))
+                    NamedSharding(mesh, P(None, AXIS) if grouped else P(AXIS)),
+                    NamedSharding(mesh, P(AXIS)), managers, logs, fingerprints, total_steps,
+                    steps[0], called, records, [True] * len(configs))
 
 
 # ---------------------------------------------------------------------------------------------
 # The loop.
+
+def should_stop(preempted: list, logging_step: bool) -> bool:
+    """Whether to stop for a SIGTERM now: at once in one process; processes of one run stop at
+    the same step, so they agree (one all-gather) at logging steps only."""
+    if jax.process_count() == 1:
+        return bool(preempted)
+    return logging_step and agree(bool(preempted))
+
 
 def loop(run: Training) -> str:
     """Trains from `run.start_step` to the end; returns "done", "preempted" (after SIGTERM,
@@ -403,8 +410,7 @@ def loop(run: Training) -> str:
                 for i, results in enumerate(run.evaluate_now()):
                     if run.live[i]:
                         run.logs[i].log_eval(done, results)
-            # Every process must stop at the same step: they agree at logging steps.
-            stop = agree(bool(preempted)) if logging or jax.process_count() == 1 else False
+            stop = should_stop(preempted, logging)
             if (done % config.checkpoint_every_steps == 0 and not last) or stop:
                 run.save()
                 run.logs[0].say(f"checkpoint saved at step {done}")

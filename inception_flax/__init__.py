@@ -2,7 +2,7 @@
 Computer Vision" (Szegedy et al., CVPR 2016) as Flax modules, with an exact cost model.
 
     from inception_flax import models, cost
-    model = models.create("inception_v3", module_35="double_3x3")
+    model = models.create("inception_v3", module_35="fig5")
     cost.cost(model.config, 299).total.macs
 
 `inception_flax.convert.from_keras` imports Keras's ImageNet weights (needs keras).

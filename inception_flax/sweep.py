@@ -2,7 +2,7 @@
 
 An experiment file (`experiments/NAME.py`) is an ordinary config whose `sweep` field says:
 
-    config.sweep.axes = [{"released": {}, "double_3x3": {"model.module_35": "double_3x3"}},
+    config.sweep.axes = [{"released": {}, "fig5": {"model.module_35": "fig5"}},
                          {"relu": {}, "linear": {"model.factorization_activation": "linear"}}]
     config.sweep.combine = "product"      # or "zip": the i-th variant of every axis together
     config.sweep.seeds = (0, 1, 2)

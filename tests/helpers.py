@@ -39,7 +39,8 @@ def run_experiment(workdir, *overrides, stdout=None, config="fashion_mnist.py", 
     tiny = tiny_config(steps=steps)
     args = [sys.executable, os.path.join(ROOT, "run_experiment.py"),
             "--config", os.path.join(ROOT, "configs", config), "--workdir", workdir,
-            "--config.model.depth_multiplier=0.1", "--config.global_batch_size=16",
+            "--config.model.depth_multiplier=0.1", "--config.model.modules_per_grid=(1,1,1)",
+            "--config.global_batch_size=16",
             "--config.eval_batch_size=100", "--config.max_eval_examples=200",
             f"--config.num_epochs={tiny.num_epochs!r}", "--config.log_every_steps=2",
             "--config.checkpoint_every_steps=4", "--config.tensorboard=False", *overrides]

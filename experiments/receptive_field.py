@@ -14,7 +14,9 @@ the three networks are scaled down to run here: inputs 139, 71 and 37, from whic
 reach the same grids (35×35 modules on 15×15, 17×17 modules on 7×7, 8×8 modules on 3×3) as
 299/151/79 reach 35/17/8; width 0.125 with min_depth 8 (the 79 network widened to 0.1486
 for equal cost), half an epoch with the short-run settings (`experiments.SHORT_RUN`). The 12
-runs took RF_WALL here on the project's 2-core CPU (Zen 3), RF_SHARED. What that size can show: whether the three
+runs take about an hour alone here on the project's 2-core CPU (Zen 3): ~5 minutes each at
+~170 images/s (estimated from the committed run's uncontended stretches; that run shared the
+machine and was paused, see `experiments/results/receptive_field/README.md`). What that size can show: whether the three
 designs train equally well at equal cost. What it cannot: the paper's point that a
 low-resolution input loses little, since every Fashion-MNIST image is 28×28 upscaled, so the
 three inputs carry the same information; and the 79 network's deficit is larger at this size

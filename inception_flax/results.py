@@ -14,6 +14,7 @@ accuracy against cost draws the same intervals as the table (`accuracy_points`).
 from __future__ import annotations
 
 import csv
+import fcntl
 import io
 import json
 import math
@@ -168,6 +169,16 @@ def _paper_cells(row) -> list[str]:
 
 
 def write(workdir: str) -> list[dict]:
+    """Writes the tables and plots of `workdir`'s sweep; returns the rows. Shards of one sweep
+    can finish at the same moment: the records are read and the tables written under a lock on
+    the sweep's directory (`.results.lock`), so the last to write has seen every record."""
+    os.makedirs(workdir, exist_ok=True)
+    with open(os.path.join(workdir, ".results.lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file is closed
+        return _write_tables(workdir)
+
+
+def _write_tables(workdir: str) -> list[dict]:
     data = collect(workdir)
     rows = summarize(workdir, data)
     has_paper = any(row["paper"] for row in rows)

@@ -53,8 +53,8 @@ def save(manager: ocp.CheckpointManager, state, meta: dict) -> None:
 def restore_latest(manager: ocp.CheckpointManager, state, meta: dict):
     """`state` itself where there is no checkpoint; else the newest intact one, restored with
     the shapes and shardings of `state`. A damaged one is set aside with a warning; a
-    `WrongRun` error if the newest intact one was written for another run; a ValueError if
-    every one is damaged."""
+    ValueError if the newest intact one was written for another run, or if every one is
+    damaged."""
     target = jax.tree_util.tree_map(ocp.utils.to_shape_dtype_struct, state)
     set_aside = []
     for step in sorted(manager.all_steps(), reverse=True):

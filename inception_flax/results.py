@@ -172,7 +172,6 @@ def write(workdir: str) -> list[dict]:
     """Writes the tables and plots of `workdir`'s sweep; returns the rows. Shards of one sweep
     can finish at the same moment: the records are read and the tables written under a lock on
     the sweep's directory (`.results.lock`), so the last to write has seen every record."""
-    os.makedirs(workdir, exist_ok=True)
     with open(os.path.join(workdir, ".results.lock"), "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file is closed
         return _write_tables(workdir)

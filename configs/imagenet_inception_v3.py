@@ -59,6 +59,7 @@ def get_config():
     config.max_eval_examples = 0  # 0: the whole evaluation split
     config.log_every_steps = 100
     config.eval_every_steps = 0  # 0: at the end only
+    config.eval_raw_weights = True  # the raw weights too, besides their average (the EMA)
     config.checkpoint_every_steps = 2000
     config.keep_checkpoints = 3
     config.tensorboard = True

@@ -223,17 +223,19 @@ def seed_slice(tree, index: int | None):
 
 
 def evaluate_all(evaluate, state: TrainState, dataset, batch_sharding, max_examples=0,
-                 seeds: int | None = None) -> list[dict]:
-    """Top-1/top-5 accuracy of the raw and the EMA weights on the evaluation split, for each
-    seed (one record; `seeds` records for a grouped state)."""
+                 seeds: int | None = None, raw: bool = True) -> list[dict]:
+    """Top-1/top-5 accuracy of the EMA weights (and with `raw` of the raw weights) on the
+    evaluation split, for each seed (one record; `seeds` records for a grouped state)."""
     shape = (3,) if seeds is None else (seeds, 3)
-    counts = {"raw": np.zeros(shape), "ema": np.zeros(shape)}
+    counts = {"raw": np.zeros(shape), "ema": np.zeros(shape)} if raw else {
+        "ema": np.zeros(shape)}
     seen = 0
     for batch in dataset.eval_batches():
         if max_examples and seen >= max_examples:
             break
         batch = to_global(batch, batch_sharding)
-        counts["raw"] += np.array(evaluate(state.params, state.batch_stats, batch))
+        if raw:
+            counts["raw"] += np.array(evaluate(state.params, state.batch_stats, batch))
         counts["ema"] += np.array(evaluate(state.ema_params, state.ema_batch_stats, batch))
         seen += batch["label"].shape[0]
     results = []
@@ -243,8 +245,8 @@ def evaluate_all(evaluate, state: TrainState, dataset, batch_sharding, max_examp
             top1, top5, n = per_seed if seeds is None else per_seed[index]
             result[f"{name}_top1"] = top1 / n
             result[f"{name}_top5"] = top5 / n
-        result["eval_examples"] = int((counts["raw"] if seeds is None
-                                       else counts["raw"][index])[2])
+        result["eval_examples"] = int((counts["ema"] if seeds is None
+                                       else counts["ema"][index])[2])
         results.append(result)
     return results
 
@@ -310,7 +312,8 @@ class Training:
     def evaluate_now(self) -> list[dict]:
         return evaluate_all(self.evaluate, self.state, self.datasets[0], self.eval_sharding,
                             self.config.max_eval_examples,
-                            len(self.configs) if self.grouped else None)
+                            len(self.configs) if self.grouped else None,
+                            self.config.eval_raw_weights)
 
 
 def set_up(configs, workdirs, compilation_cache_dir) -> Training:

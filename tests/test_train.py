@@ -187,8 +187,10 @@ def train_in_float64(configs, workdirs, poison_first_from=0):
 @needs_fashion_mnist
 def test_a_seed_trained_in_a_group_is_the_seed_alone_and_one_diverges_alone(tmp_path):
     """Through the training loop (each seed's own input pipeline, dropout, checkpoints and
-    evaluation), XLA's convolutions (under vmap, grouped convolutions with a kernel per seed;
-    the matmul lowering's grouped kernels are checked in tests/scripts/devices_check.py).
+    evaluation), with the matmul lowering (its grouped kernels: a kernel per seed). XLA's
+    convolutions under vmap (JAX's batching rule) train the grouped sweep of
+    tests/test_sweep.py; in float64 at XLA's lowest optimization level (tests/conftest.py)
+    they would make this test three times as long.
 
     In float64, so that a real difference is not hidden: in float32 the grouped and the
     alone program agree at equal inputs to round-off (~1e-5 in the gradients, every step),
@@ -197,7 +199,7 @@ def test_a_seed_trained_in_a_group_is_the_seed_alone_and_one_diverges_alone(tmp_
     0.017 apart, 2.4e-3 in the parameters after 8 steps). In float64 they stay ~1e-15 apart."""
     def config(seed):
         config = tiny_config(steps=8, seed=seed)
-        config.model.lowering = "xla"
+        config.model.lowering = "matmul"
         return config
     dirs = [str(tmp_path / f"seed{s}") for s in (1, 2)]
     records = train_in_float64([config(1), config(2)], dirs, poison_first_from=4)
@@ -217,3 +219,23 @@ def test_a_seed_trained_in_a_group_is_the_seed_alone_and_one_diverges_alone(tmp_
     for key in ("raw_top1", "raw_top5", "ema_top1", "ema_top5", "eval_examples"):
         assert finals[1][key] == alone[key], key
     assert finals[1]["images_per_s"] > 0 and finals[1]["eval_examples"] == 200
+
+
+def test_evaluation_counts_each_weight_set_and_can_leave_out_the_raw_one():
+    from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+
+    class Data:
+        def eval_batches(self):
+            for _ in range(3):
+                yield {"image": np.zeros((4, 2), np.float32), "label": np.zeros(4, np.int32)}
+
+    def evaluate(params, batch_stats, batch):  # hits: 3 top-1 and 4 top-5 (raw), 1 and 2 (EMA)
+        return np.array([3, 4, 4]) if params == "raw" else np.array([1, 2, 4])
+    state = train.TrainState(step=0, params="raw", batch_stats=None, opt_state=None,
+                             ema_params="ema", ema_batch_stats=None, rng=None)
+    sharding = NamedSharding(Mesh(np.array(jax.devices()[:1]), (train.AXIS,)), P(train.AXIS))
+    (both,) = train.evaluate_all(evaluate, state, Data(), sharding)
+    assert both == {"raw_top1": 0.75, "raw_top5": 1.0, "ema_top1": 0.25, "ema_top5": 0.5,
+                    "eval_examples": 12}
+    (ema,) = train.evaluate_all(evaluate, state, Data(), sharding, max_examples=8, raw=False)
+    assert ema == {"ema_top1": 0.25, "ema_top5": 0.5, "eval_examples": 8}

@@ -239,3 +239,12 @@ def test_evaluation_counts_each_weight_set_and_can_leave_out_the_raw_one():
                     "eval_examples": 12}
     (ema,) = train.evaluate_all(evaluate, state, Data(), sharding, max_examples=8, raw=False)
     assert ema == {"ema_top1": 0.25, "ema_top5": 0.5, "eval_examples": 8}
+
+
+def test_a_variants_next_seed_reuses_its_programs():
+    mesh = jax.make_mesh((1,), (train.AXIS,))
+    first = train.programs([tiny_config(seed=0)], STEPS_PER_EPOCH, 10, mesh)
+    assert train.programs([tiny_config(seed=1)], STEPS_PER_EPOCH, 10, mesh) is first
+    other = tiny_config(seed=1, learning_rate=0.1)
+    assert train.programs([other], STEPS_PER_EPOCH, 10, mesh) is not first
+    assert train.programs([tiny_config(seed=0)], STEPS_PER_EPOCH, 10, mesh) is not first

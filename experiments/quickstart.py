@@ -3,8 +3,9 @@ with a 5×5) against figure 5 (its 5×5 as two 3×3), both in the released modul
 reconstruction: the paper gives none), three seeds each, on Fashion-MNIST. Baseline: figure 4.
 
 Sized to finish in under 10 minutes on the project's 2-core CPU (an AMD EPYC Zen 3; 8 min 51 s
-from a clean clone on 2026-11-28, `experiments/results/quickstart/`): an eighth-width network (min_depth 8) for 0.6 epoch at batch 64, with the short-run schedule,
-weight average and batch-norm decay (`experiments.SHORT_RUN`), and without the regularizers
+from a clean clone on 2026-11-28, `experiments/results/quickstart/`): an eighth-width network
+(min_depth 8) for 0.6 epoch at batch 64, with the short-run schedule, weight average and
+batch-norm decay (`experiments.SHORT_RUN`), and without the regularizers
 that a 100-epoch ImageNet run needs and a run of a few hundred steps only slows: no label
 smoothing, no dropout, no random flips (README, "The two commands", says what each measured).
 Only the EMA weights are evaluated (the table reports them). Grids on the default data

@@ -1,5 +1,7 @@
 """Seeds trained together (`sweep.seeds_per_program`) against one seed alone, on the
-quickstart's setup (figure 5, eighth width, batch 32, 75×75 Fashion-MNIST-sized inputs).
+quickstart's setup (figure 5, eighth width, the quickstart's batch, 75×75 Fashion-MNIST-sized
+inputs; `benchmarks/results/2026-11-28_cpu_seeds_together.json` was measured when that batch
+was 32, as its `setup` says; it is 64 since).
 
     uv run python benchmarks/seeds_together.py [--seeds 3] [--lowerings xla,matmul]
         [--rounds 3] [--steps 20] [--json out.json]

@@ -71,7 +71,8 @@ for _ in range({rounds}):
     jax.block_until_ready(metrics)
     rates.append({steps} * seeds / (time.time() - begin))
 print(json.dumps({{"startup_s": startup, "seed_steps_per_s": rates,
-                   "device": jax.devices()[0].device_kind, "jax": jax.__version__}}))
+                   "device": jax.devices()[0].device_kind, "jax": jax.__version__,
+                   "batch": config.global_batch_size, "image_size": config.image_size}}))
 """
 
 
@@ -113,7 +114,8 @@ def main():
         row["vs_best_alone"] = row["seed_steps_per_s"] / best_alone
     result = {"date": datetime.date.today().isoformat(), "machine": cpu_name(),
               "cores": os.cpu_count(), "device": measured["device"], "jax": measured["jax"],
-              "setup": "experiments/quickstart.py, figure 5, batch 32, 75×75",
+              "setup": f"experiments/quickstart.py, figure 5, batch {measured['batch']}, "
+                       f"{measured['image_size']}×{measured['image_size']}",
               "steps_per_round": args.steps, "rows": rows}
     print("| seeds per program | lowering | seed-steps/s | vs best alone | start-up (s) |")
     print("|---|---|---:|---:|---:|")

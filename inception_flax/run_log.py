@@ -119,14 +119,13 @@ class RunLog:
         if self.writes:
             self._append(record)
             if "raw_top1" in results:
-                print(f"{self.prefix}eval at step {step}: top-1 {results['raw_top1']:.4f} (EMA "
-                      f"{results['ema_top1']:.4f}), top-5 {results['raw_top5']:.4f} (EMA "
-                      f"{results['ema_top5']:.4f}) on {results['eval_examples']} images",
-                      flush=True)
-            else:
-                print(f"{self.prefix}eval at step {step}: EMA top-1 {results['ema_top1']:.4f}, "
-                      f"top-5 {results['ema_top5']:.4f} on {results['eval_examples']} images",
-                      flush=True)
+                accuracy = (f"top-1 {results['raw_top1']:.4f} (EMA {results['ema_top1']:.4f}), "
+                            f"top-5 {results['raw_top5']:.4f} (EMA {results['ema_top5']:.4f})")
+            else:  # eval_raw_weights=False
+                accuracy = (f"EMA top-1 {results['ema_top1']:.4f}, "
+                            f"top-5 {results['ema_top5']:.4f}")
+            print(f"{self.prefix}eval at step {step}: {accuracy} on "
+                  f"{results['eval_examples']} images", flush=True)
 
     def images_per_second(self) -> float:
         """Training throughput, leaving out the first interval (it includes compilation)

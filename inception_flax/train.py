@@ -66,12 +66,15 @@ def build_model(config: ml_collections.ConfigDict) -> models.Inception:
         model_cfg, AXIS if config.sync_batch_norm else None))
 
 
+def without_seed(config: ml_collections.ConfigDict) -> dict:
+    """The config's fields but `seed`: what the seeds of one variant share."""
+    fields = config.to_dict()
+    del fields["seed"]
+    return fields
+
+
 def check_group(configs: list[ml_collections.ConfigDict]) -> None:
     """Seeds trained together must be one variant: configs equal apart from `seed`."""
-    def without_seed(config):
-        fields = config.to_dict()
-        del fields["seed"]
-        return fields
     seeds = [config.seed for config in configs]
     if len(set(seeds)) != len(seeds):
         raise ValueError(f"seeds trained together must differ; got {seeds}.")
@@ -237,17 +240,18 @@ def evaluate_all(evaluate, state: TrainState, dataset, batch_sharding, max_examp
                  seeds: int | None = None, raw: bool = True) -> list[dict]:
     """Top-1/top-5 accuracy of the EMA weights (and with `raw` of the raw weights) on the
     evaluation split, for each seed (one record; `seeds` records for a grouped state)."""
-    shape = (3,) if seeds is None else (seeds, 3)
-    counts = {"raw": np.zeros(shape), "ema": np.zeros(shape)} if raw else {
-        "ema": np.zeros(shape)}
+    weights = {"raw": (state.params, state.batch_stats),
+               "ema": (state.ema_params, state.ema_batch_stats)}
+    if not raw:
+        del weights["raw"]
+    counts = {name: np.zeros((3,) if seeds is None else (seeds, 3)) for name in weights}
     seen = 0
     for batch in dataset.eval_batches():
         if max_examples and seen >= max_examples:
             break
         batch = to_global(batch, batch_sharding)
-        if raw:
-            counts["raw"] += np.array(evaluate(state.params, state.batch_stats, batch))
-        counts["ema"] += np.array(evaluate(state.ema_params, state.ema_batch_stats, batch))
+        for name, (params, batch_stats) in weights.items():
+            counts[name] += np.array(evaluate(params, batch_stats, batch))
         seen += batch["label"].shape[0]
     results = []
     for index in range(1 if seeds is None else seeds):
@@ -337,10 +341,9 @@ def programs(configs, steps_per_epoch: int, num_classes: int, mesh):
     """(initializer, train step, eval step) of the variant `configs` (one config per seed,
     equal but for `seed`), built once per process and variant."""
     config = configs[0]
-    fields = config.to_dict()
-    del fields["seed"]
-    key = (json.dumps(fields, sort_keys=True, default=repr), len(configs), steps_per_epoch,
-           num_classes, tuple(d.id for d in mesh.devices.flat), tuple(mesh.axis_names))
+    key = (json.dumps(without_seed(config), sort_keys=True, default=repr), len(configs),
+           steps_per_epoch, num_classes, tuple(d.id for d in mesh.devices.flat),
+           tuple(mesh.axis_names))
     if key not in _PROGRAMS:
         _PROGRAMS.clear()  # one variant's at a time: they hold compiled programs
         grouped = len(configs) > 1

@@ -24,9 +24,10 @@ installed (Debian: libtcmalloc-minimal4) the command runs itself again with it p
 import os
 import sys
 
-from inception_flax import malloc
+from inception_flax import malloc, workers
 
-malloc.use_tcmalloc()  # first: runs this command again with TCMalloc where it is installed
+workers.enter()  # first: a worker of `--workers N` pins itself to its cores
+malloc.use_tcmalloc()  # runs this command again with TCMalloc where it is installed
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from absl import app, flags, logging  # noqa: E402
@@ -45,6 +46,11 @@ flags.DEFINE_bool("dry_run", False, "List the variants and runs with their width
 flags.DEFINE_string("shard", None, "Run part i of n of a sweep's units of work (a run, or "
                     "the seeds trained as one program), as i/n (default: the Slurm array task "
                     "where SLURM_ARRAY_TASK_ID is set, else everything).")
+flags.DEFINE_integer("workers", 1, "Run a sweep on this machine's CPU in this many processes "
+                     "(at most one per unit of work), each pinned to its share of the cores and "
+                     "running one shard (--shard i/n); the tables are written once all have "
+                     "finished; --dry_run lists each worker's runs. For small networks on a "
+                     "CPU (the quickstart uses 2); not for accelerators.")
 flags.DEFINE_bool("distributed", False, "Call jax.distributed.initialize() first (one process "
                   "per host; coordinator from the cluster environment).")
 flags.mark_flags_as_required(["config", "workdir"])
@@ -59,18 +65,50 @@ def print_dry_run(units) -> int:
     return 0
 
 
+def run_workers(config, workdir: str) -> int:
+    """`--workers N`: the sweep in N processes on this machine's CPU cores, then its tables."""
+    import jax
+    from inception_flax import sweep
+    if FLAGS.shard or FLAGS.distributed:
+        raise ValueError("--workers starts its own shards in one process each; leave out "
+                         "--shard and --distributed (or leave out --workers).")
+    os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")  # the next line's probe
+    if jax.default_backend() != "cpu":
+        raise ValueError(f"--workers splits the CPU's cores between processes, and this machine "
+                         f"trains on {jax.default_backend()}: leave out --workers (one process "
+                         f"drives the device; sweep.seeds_per_program shares it between seeds).")
+    units = sweep.programs(sweep.check(config), sweep.seeds_per_program(config))
+    code = workers.run(min(FLAGS.workers, len(units)), sys.orig_argv[1:])
+    write_tables(workdir)
+    return code
+
+
+def write_tables(workdir: str) -> None:
+    from inception_flax import results
+    results.write(workdir)
+    with open(os.path.join(workdir, "results.md")) as f:
+        print(f.read())
+
+
 def main(argv):
     del argv
     logging.set_verbosity(logging.WARNING)  # orbax and TFDS log every step at INFO
     import jax
     if FLAGS.distributed:
         jax.distributed.initialize()
-    from inception_flax import results, sweep, train
+    from inception_flax import sweep
     config, workdir = FLAGS.config, FLAGS.workdir
     try:
+        if FLAGS.workers < 1:
+            raise ValueError(f"--workers={FLAGS.workers} is not valid; use 1 (one process, the "
+                             "default) or more (processes on this machine's CPU cores).")
         if not sweep.is_sweep(config):
             if FLAGS.dry_run:
                 return print_dry_run([[sweep.Run("run", config.seed, config, 0)]])
+            if FLAGS.workers > 1:
+                raise ValueError("--workers splits a sweep's runs between processes, and this "
+                                 "config is one run: leave out --workers.")
+            from inception_flax import train
             record = train.train_and_evaluate(config, workdir)
             if record["status"] == "diverged":
                 print(f"diverged: {record['error']}; see {workdir}/final.json.", file=sys.stderr)
@@ -79,13 +117,17 @@ def main(argv):
         runs = sweep.expand(config)
         if FLAGS.dry_run:
             print(sweep.describe(config))
-            return print_dry_run(sweep.shard_of(
-                sweep.programs(runs, sweep.seeds_per_program(config)), FLAGS.shard))
+            units = sweep.programs(runs, sweep.seeds_per_program(config))
+            if FLAGS.workers > 1:
+                print(workers.describe(min(FLAGS.workers, len(units)), units))
+            return print_dry_run(sweep.shard_of(units, FLAGS.shard))
+        if FLAGS.workers > 1:
+            return run_workers(config, workdir)
         failed = sweep.run_sweep(config, workdir, FLAGS.shard)
+        if workers.is_worker():
+            return 1 if failed else 0  # the command that started the workers writes the tables
         if jax.process_index() == 0:
-            results.write(workdir)
-            with open(os.path.join(workdir, "results.md")) as f:
-                print(f.read())
+            write_tables(workdir)
         if failed:
             print(f"{failed} run(s) failed or diverged; see their final.json.", file=sys.stderr)
             return 1

@@ -63,6 +63,7 @@ batch = train.to_global(
 state, metrics = step(state, batch)
 jax.block_until_ready(metrics)
 startup = time.time() - started
+{barrier}
 rates = []
 for _ in range({rounds}):
     begin = time.time()
@@ -76,10 +77,16 @@ print(json.dumps({{"startup_s": startup, "seed_steps_per_s": rates,
 """
 
 
+def child_code(seeds: int, lowering: str, rounds: int, steps: int, barrier: str = "") -> str:
+    """The child's program; `barrier`: code it runs between its first step and the rounds."""
+    return CHILD.format(root=ROOT, seeds=seeds, lowering=lowering, rounds=rounds, steps=steps,
+                        barrier=barrier)
+
+
 def child(seeds: int, lowering: str, rounds: int, steps: int) -> dict:
-    code = CHILD.format(root=ROOT, seeds=seeds, lowering=lowering, rounds=rounds, steps=steps)
-    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
-                         text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    out = subprocess.run([sys.executable, "-c", child_code(seeds, lowering, rounds, steps)],
+                         check=True, capture_output=True, text=True,
+                         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 

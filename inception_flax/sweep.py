@@ -34,7 +34,7 @@ import jax
 import ml_collections
 import numpy as np
 
-from inception_flax import checkpoint, cost, run_config, run_lock, run_log
+from inception_flax import checkpoint, cost, run_config, run_lock, run_log, workers
 from inception_flax.config import InceptionConfig
 
 FINISHED = ("done", "diverged", "failed")
@@ -160,6 +160,15 @@ def expand(config: ml_collections.ConfigDict) -> list[Run]:
     return runs
 
 
+def check(config: ml_collections.ConfigDict) -> list[Run]:
+    """The sweep's runs, every run's config checked (a ValueError says what is wrong), before
+    the first one starts."""
+    runs = expand(config)
+    for run in runs:
+        run_config.validate(run.config)
+    return runs
+
+
 def seeds_per_program(config: ml_collections.ConfigDict) -> int:
     k = config.sweep.get("seeds_per_program", 1)
     if not isinstance(k, int) or k < 1:
@@ -181,8 +190,10 @@ def programs(runs: list[Run], size: int) -> list[list[Run]]:
 
 
 def shard_of(units: list, shard: str | None) -> list:
-    """This job's units of work (runs, or programs of runs): every n-th from i for `shard`
-    "i/n", else for Slurm's array index where set, else all."""
+    """This job's units of work (runs, or programs of runs): for `shard` "i/n" (else Slurm's
+    array index where set, else all), the i-th of n consecutive slices of the units
+    (`workers.part`): consecutive, so that a variant's seeds stay in one process where they
+    can, and its later seeds reuse its compiled programs."""
     if shard is None and "SLURM_ARRAY_TASK_ID" in os.environ:
         first = int(os.environ.get("SLURM_ARRAY_TASK_MIN", 0))
         index = int(os.environ["SLURM_ARRAY_TASK_ID"]) - first
@@ -195,7 +206,8 @@ def shard_of(units: list, shard: str | None) -> list:
         assert 0 <= index < count
     except (ValueError, AssertionError):
         raise ValueError(f"--shard {shard!r} is not i/n with 0 <= i < n (e.g. 0/4).") from None
-    return [unit for position, unit in enumerate(units) if position % count == index]
+    return workers.part(units, index, count)
+
 
 
 def run_costs(run: Run):
@@ -304,10 +316,8 @@ def run_sweep(config: ml_collections.ConfigDict, workdir: str, shard: str | None
         from inception_flax.train import train_seeds
         cache = os.path.join(workdir, "jax_cache")
         train_fn = functools.partial(train_seeds, compilation_cache_dir=cache)
-    runs = expand(config)
+    runs = check(config)
     units = shard_of(programs(runs, seeds_per_program(config)), shard)
-    for run in runs:  # every run's config, before the first one starts
-        run_config.validate(run.config)
     write_plan(workdir, config, runs)
     mine = [run for unit in units for run in unit]
     positions = {run.name: i + 1 for i, run in enumerate(mine)}

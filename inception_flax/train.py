@@ -405,6 +405,8 @@ def set_up(configs, workdirs, compilation_cache_dir) -> Training:
                    f"seed {c.seed}: " if grouped else "") for w, c in zip(workdirs, configs)]
     table = cost.cost(model_cfg, config.image_size)
     records = [{"config": c.to_dict(), "allocator": malloc.active(),
+                # XLA:CPU splits its work by the cores it may use, so they set its rounding
+                "cpu_cores": len(os.sched_getaffinity(0)),
                 "params": table.total.params, "macs": table.total.macs,
                 "training_params": table.training_total.params, "total_steps": total_steps,
                 "steps_per_epoch": dataset.steps_per_epoch} for c in configs]

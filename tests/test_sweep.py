@@ -93,9 +93,9 @@ def test_seeds_per_program_groups_a_variants_seeds_into_units_of_work():
     assert [[r.name for r in unit] for unit in units] == [
         ["fig4/seed0", "fig4/seed1"], ["fig4/seed2"], ["fig5/seed0", "fig5/seed1"],
         ["fig5/seed2"]]
-    # A unit is one unit of work for --shard.
+    # A unit is one unit of work for --shard, which takes consecutive units.
     assert [[r.name for r in u] for u in sweep.shard_of(units, "1/2")] == [
-        ["fig4/seed2"], ["fig5/seed2"]]
+        ["fig5/seed0", "fig5/seed1"], ["fig5/seed2"]]
     listing, _ = sweep.dry_run(units)
     assert "trained together, one program each: fig4/seed 0, 1; fig4/seed 2; fig5/seed 0, 1" \
         in listing
@@ -136,14 +136,14 @@ def test_two_shards_at_once_in_two_processes_run_every_run_once(tmp_path):
     trained = [o.strip().splitlines()[-1].split()[1:] for o in outputs]
     runs = [r.name for r in sweep.expand(sweep_config(seeds=(0, 1)))]
     assert sorted(trained[0] + trained[1]) == sorted(runs)
-    assert trained[0] == runs[0::2] and trained[1] == runs[1::2]
+    assert trained[0] == runs[:2] and trained[1] == runs[2:]  # a variant's seeds each
     assert len(json.load(open(os.path.join(workdir, "sweep.json")))["runs"]) == len(runs)
     table = open(os.path.join(workdir, "results.md")).read()
     assert table.count("| 2 done |") == 2
     os.environ["SLURM_ARRAY_TASK_ID"], os.environ["SLURM_ARRAY_TASK_COUNT"] = "1", "2"
     try:
         config = sweep_config(seeds=(0, 1, 2))
-        assert [r.index for r in sweep.shard_of(sweep.expand(config), None)] == [1, 3, 5]
+        assert [r.index for r in sweep.shard_of(sweep.expand(config), None)] == [3, 4, 5]
     finally:
         del os.environ["SLURM_ARRAY_TASK_ID"], os.environ["SLURM_ARRAY_TASK_COUNT"]
 

@@ -1,6 +1,7 @@
 """The one entry point: train and evaluate a config, or run a sweep of them, in a workdir.
 
-    python run_experiment.py --config experiments/quickstart.py --workdir runs/quickstart
+    python run_experiment.py --config experiments/quickstart.py --workdir runs/quickstart \
+        --workers 2
     python run_experiment.py --config configs/fashion_mnist.py --workdir runs/fashion
     python run_experiment.py --config configs/imagenet_inception_v3.py --workdir runs/v3 \
         --config.model.module_35=fig5 --config.global_batch_size=1024
@@ -15,10 +16,12 @@ with a `sweep` field, see experiments/) writes each run to DIR/<variant>/seed<k>
 tables to DIR/results.*. A bad value (a field out of its range, an unknown field, a run
 directory another live command holds) is one sentence on stderr and exit code 2, with nothing
 written; a diverged run exits 1.
-Multi-host (Slurm, TPU pods): run the same command in every process with --distributed; JAX
-reads the coordinator from the environment (jax.distributed.initialize). Where TCMalloc is
-installed (Debian: libtcmalloc-minimal4) the command runs itself again with it preloaded
-(inception_flax/malloc.py; INCEPTION_FLAX_MALLOC=system keeps glibc's allocator).
+`--workers N` runs a sweep in N processes on this machine's CPU, each on its own cores
+(inception_flax/workers.py). Multi-host (Slurm, TPU pods): run the same command in every
+process with --distributed; JAX reads the coordinator from the environment
+(jax.distributed.initialize). Where TCMalloc is installed (Debian: libtcmalloc-minimal4) the
+command runs itself again with it preloaded (inception_flax/malloc.py;
+INCEPTION_FLAX_MALLOC=system keeps glibc's allocator).
 """
 
 import os
@@ -69,9 +72,10 @@ def run_workers(config, workdir: str) -> int:
     """`--workers N`: the sweep in N processes on this machine's CPU cores, then its tables."""
     import jax
     from inception_flax import sweep
-    if FLAGS.shard or FLAGS.distributed:
+    if FLAGS.shard or FLAGS.distributed or "SLURM_ARRAY_TASK_ID" in os.environ:
         raise ValueError("--workers starts its own shards in one process each; leave out "
-                         "--shard and --distributed (or leave out --workers).")
+                         "--shard and --distributed, and run it outside a Slurm array (or "
+                         "leave out --workers).")
     os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")  # the next line's probe
     if jax.default_backend() != "cpu":
         raise ValueError(f"--workers splits the CPU's cores between processes, and this machine "
@@ -80,6 +84,9 @@ def run_workers(config, workdir: str) -> int:
     units = sweep.programs(sweep.check(config), sweep.seeds_per_program(config))
     code = workers.run(min(FLAGS.workers, len(units)), sys.orig_argv[1:])
     write_tables(workdir)
+    if code:
+        print(f"a worker exited with code {code}: a run failed or diverged (see its final.json) "
+              "or a worker stopped (see its lines above).", file=sys.stderr)
     return code
 
 

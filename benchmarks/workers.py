@@ -8,10 +8,11 @@ stepping at once.
 Each process builds the state, compiles and runs its first step (its start-up), then, in the
 per-core case, waits until every process has got that far, and runs `--rounds` rounds of
 `--steps` steps. A process's figure is the median over its rounds; the per-core case's is the
-sum over its processes, and its ratio to the one process is the figure `--workers` is chosen
-by. The steps are `train.make_steps`', as in `benchmarks/seeds_together.py`, whose child
-program this one runs.
-"""
+sum over its processes, and its ratio to the one process's. The steps are
+`train.make_steps`', as in `benchmarks/seeds_together.py`, whose child program this one runs.
+A sweep gains more than its step: a process's input pipeline, logging and evaluation run
+between its steps, and the other processes' steps fill that time (README, "Sweeps and result
+tables", compares the quickstart's wall time both ways)."""
 
 from __future__ import annotations
 

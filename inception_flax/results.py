@@ -261,10 +261,11 @@ def curve_bands(data: dict) -> dict:
     over the seeds evaluated at each step)."""
     def band(series):
         steps = sorted(set.intersection(*(set(c) for c in series))) if series else []
-        values = np.array([[c[s] for s in steps] for c in series]).reshape(len(series), -1)
-        return {"steps": steps, "mean": values.mean(0).tolist() if steps else [],
-                "low": values.min(0).tolist() if steps else [],
-                "high": values.max(0).tolist() if steps else [], "n": len(series)}
+        if not steps:  # no run evaluated yet (or no step that every seed logged)
+            return {"steps": [], "mean": [], "low": [], "high": [], "n": len(series)}
+        values = np.array([[c[s] for s in steps] for c in series])
+        return {"steps": steps, "mean": values.mean(0).tolist(), "low": values.min(0).tolist(),
+                "high": values.max(0).tolist(), "n": len(series)}
     bands = {}
     for name, entry in data["variants"].items():
         losses = [dict(r["curve"]) for r in entry["runs"] if r["curve"]]

@@ -2,15 +2,15 @@
 
 XLA:CPU spreads each operation of a program over the cores its process may use; for a small
 network much of a step then goes to handing work between threads, and processes pinned to a
-core each keep every core busy with work of their own (README, "Sweeps", has the measurement).
-So `run` starts the same command N times as shard i/N of the sweep (`--shard`: consecutive
-slices, `part`, so that a variant's seeds stay in one process and reuse its programs) and prints
-their lines prefixed with `[worker i]`. Each worker pins itself to its share of the cores
-(`enter`, first thing in `run_experiment.py`, before JAX starts its threads). The workers run in
-a session of their own: Ctrl-C (SIGINT) or SIGTERM to the command that started them, or its
-death, sends each worker SIGTERM, on which it saves its run and stops, as a preempted run does
-(the same command resumes). The workers leave the tables to that command: it writes them once
-every worker has finished.
+core each keep every core busy with work of their own (README, "Sweeps and result tables", has
+the measurement). So `run` starts the same command N times as shard i/N of the sweep
+(`--shard`: consecutive slices, `part`, so that a variant's seeds stay in one process and reuse
+its programs) and prints their lines prefixed with `[worker i]`. Each worker pins itself to its
+share of the cores (`enter`, first thing in `run_experiment.py`, before JAX starts its
+threads). The workers run in a session of their own: Ctrl-C (SIGINT) or SIGTERM to the command
+that started them, or its death, sends each worker SIGTERM, on which it stops as a preempted
+run does (a run in training saves a checkpoint first; the same command resumes). The workers
+leave the tables to that command: it writes them once every worker has finished.
 
 For CPU training only: on an accelerator, one process drives the device (and
 `sweep.seeds_per_program` shares it between seeds). Standard library only, so that

@@ -91,6 +91,11 @@ def test_training_curves_spread_over_seeds(tmp_path):
                 f.write(json.dumps({"step": step, "ema_top1": accuracy}) + "\n")
     bands = results.curve_bands(results.collect(str(tmp_path)))
     assert set(bands) == {"base"}  # "new" logged nothing
+    # A run that logged its loss but was not evaluated yet (stopped by a preemption).
+    with open(tmp_path / "new" / "seed0" / "metrics.jsonl", "w") as f:
+        f.write(json.dumps({"step": 10, "loss": 2.0}) + "\n")
+    bands = results.curve_bands(results.collect(str(tmp_path)))
+    assert bands["new"]["loss"]["mean"] == [2.0] and bands["new"]["eval"]["steps"] == []
     loss, evals = bands["base"]["loss"], bands["base"]["eval"]
     assert loss["steps"] == [10, 20] and loss["n"] == 2  # the steps every seed logged
     assert loss["mean"] == [3.0, 1.5] and loss["low"] == [2.0, 1.0] and loss["high"] == [4.0, 2.0]

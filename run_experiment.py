@@ -72,10 +72,6 @@ def run_workers(config, workdir: str) -> int:
     """`--workers N`: the sweep in N processes on this machine's CPU cores, then its tables."""
     import jax
     from inception_flax import sweep
-    if FLAGS.shard or FLAGS.distributed or "SLURM_ARRAY_TASK_ID" in os.environ:
-        raise ValueError("--workers starts its own shards in one process each; leave out "
-                         "--shard and --distributed, and run it outside a Slurm array (or "
-                         "leave out --workers).")
     os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")  # the next line's probe
     if jax.default_backend() != "cpu":
         raise ValueError(f"--workers splits the CPU's cores between processes, and this machine "
@@ -106,15 +102,11 @@ def main(argv):
     from inception_flax import sweep
     config, workdir = FLAGS.config, FLAGS.workdir
     try:
-        if FLAGS.workers < 1:
-            raise ValueError(f"--workers={FLAGS.workers} is not valid; use 1 (one process, the "
-                             "default) or more (processes on this machine's CPU cores).")
+        workers.check_flags(FLAGS.workers, sweep.is_sweep(config), FLAGS.shard,
+                            FLAGS.distributed)
         if not sweep.is_sweep(config):
             if FLAGS.dry_run:
                 return print_dry_run([[sweep.Run("run", config.seed, config, 0)]])
-            if FLAGS.workers > 1:
-                raise ValueError("--workers splits a sweep's runs between processes, and this "
-                                 "config is one run: leave out --workers.")
             from inception_flax import train
             record = train.train_and_evaluate(config, workdir)
             if record["status"] == "diverged":

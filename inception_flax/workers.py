@@ -64,6 +64,22 @@ def enter() -> None:
         os.kill(os.getpid(), signal.SIGTERM)
 
 
+def check_flags(count: int, is_sweep: bool, shard: str | None, distributed: bool) -> None:
+    """Refuses `--workers count` where it cannot work (a ValueError says why and what to do)."""
+    if count < 1:
+        raise ValueError(f"--workers={count} is not valid; use 1 (one process, the default) or "
+                         "more (processes on this machine's CPU cores).")
+    if count == 1:
+        return
+    if not is_sweep:
+        raise ValueError("--workers splits a sweep's runs between processes, and this config "
+                         "is one run: leave out --workers.")
+    if shard or distributed or "SLURM_ARRAY_TASK_ID" in os.environ:
+        raise ValueError("--workers starts its own shards in one process each; leave out "
+                         "--shard and --distributed, and run it outside a Slurm array (or "
+                         "leave out --workers).")
+
+
 def describe(count: int, units: list) -> str:
     """Which runs each of `count` workers takes, and on which cores (for `--dry_run`)."""
     sets = core_sets(count, sorted(os.sched_getaffinity(0)))

@@ -7,7 +7,11 @@ The tests compile with JAX's `jax_disable_most_optimizations` (XLA's backend opt
 level 0; the processes they start inherit it): compilation, most of the suite's time, takes
 about half as long (measured: 103 → 53 CPU-seconds for the lowering test), and the tests check
 what the code computes, which optimization does not change beyond rounding; each comparison
-is between programs built alike. Speed is measured with the default level, in `benchmarks/`."""
+is between programs built alike. Speed is measured with the default level, in `benchmarks/`.
+
+The slow tests run first, and pytest-xdist's workers take tests from each other's queues when
+theirs run out (`--dist worksteal`, pyproject.toml): the long tests then start early and the
+short ones fill the end, instead of one worker finishing a long test while the other waits."""
 
 import os
 
@@ -28,6 +32,10 @@ from tests.helpers import CACHE  # noqa: E402  (names the cache before workers s
 def _compilation_cache():
     jax.config.update("jax_compilation_cache_dir", CACHE)
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
+
+
+def pytest_collection_modifyitems(items):
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)  # stable: slow first
 
 
 def pytest_sessionfinish(session):

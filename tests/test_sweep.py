@@ -123,29 +123,15 @@ def test_a_failure_leaves_the_others_and_is_marked(tmp_path, capsys):
     assert {p: p.read_text() for p in tmp_path.glob("*/seed*/final.json")} == records
 
 
-@pytest.mark.slow
-def test_two_shards_at_once_in_two_processes_run_every_run_once(tmp_path):
-    workdir, barrier = str(tmp_path / "sweep"), tmp_path / "barrier"
-    barrier.mkdir()
-    script = os.path.join(ROOT, "tests", "scripts", "sweep_shard.py")
-    processes = [subprocess.Popen([sys.executable, script, workdir, f"{i}/2", str(barrier)],
-                                  env=env(), cwd=ROOT, stdout=subprocess.PIPE,
-                                  stderr=subprocess.STDOUT, text=True) for i in range(2)]
-    outputs = [p.communicate(timeout=300)[0] for p in processes]
-    assert all(p.returncode == 0 for p in processes), outputs
-    trained = [o.strip().splitlines()[-1].split()[1:] for o in outputs]
-    runs = [r.name for r in sweep.expand(sweep_config(seeds=(0, 1)))]
-    assert sorted(trained[0] + trained[1]) == sorted(runs)
-    assert trained[0] == runs[:2] and trained[1] == runs[2:]  # a variant's seeds each
-    assert len(json.load(open(os.path.join(workdir, "sweep.json")))["runs"]) == len(runs)
-    table = open(os.path.join(workdir, "results.md")).read()
-    assert table.count("| 2 done |") == 2
-    os.environ["SLURM_ARRAY_TASK_ID"], os.environ["SLURM_ARRAY_TASK_COUNT"] = "1", "2"
-    try:
-        config = sweep_config(seeds=(0, 1, 2))
-        assert [r.index for r in sweep.shard_of(sweep.expand(config), None)] == [3, 4, 5]
-    finally:
-        del os.environ["SLURM_ARRAY_TASK_ID"], os.environ["SLURM_ARRAY_TASK_COUNT"]
+def test_a_slurm_array_task_is_its_shard(monkeypatch):
+    # Two shards at once in two processes: tests/test_workers.py (`--workers 2`).
+    monkeypatch.setenv("SLURM_ARRAY_TASK_ID", "1")
+    monkeypatch.setenv("SLURM_ARRAY_TASK_COUNT", "2")
+    config = sweep_config(seeds=(0, 1, 2))
+    assert [r.index for r in sweep.shard_of(sweep.expand(config), None)] == [3, 4, 5]
+    monkeypatch.setenv("SLURM_ARRAY_TASK_MIN", "1")  # an array numbered 1, 2
+    monkeypatch.setenv("SLURM_ARRAY_TASK_ID", "2")
+    assert [r.index for r in sweep.shard_of(sweep.expand(config), None)] == [3, 4, 5]
 
 
 def test_every_run_is_checked_before_the_first_starts(tmp_path):

@@ -1,6 +1,8 @@
 """The cost model against independent references: XLA's own cost analysis, hand arithmetic,
 the parameter tree Flax builds, and the published 5.7 G multiply-adds of Inception-v3."""
 
+import contextlib
+import io
 import json
 import subprocess
 import sys
@@ -101,14 +103,19 @@ def test_padding_taps_by_hand():
 
 
 def run_cli(*args):
-    result = subprocess.run([sys.executable, "-m", "inception_flax.cost", *args],
-                            capture_output=True, text=True, timeout=300)
-    return result
+    """`python -m inception_flax.cost ARGS`, in this process (`cost.main`): its exit code and
+    what it printed. The first test runs the module's command line in a process of its own."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = cost.main(list(args))
+    return subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())
 
 
 @pytest.mark.slow
 def test_cli_json_and_table():
-    result = run_cli("--preset", "inception_v3", "--image-size", "299", "--format", "json")
+    result = subprocess.run([sys.executable, "-m", "inception_flax.cost", "--preset",
+                             "inception_v3", "--image-size", "299", "--format", "json"],
+                            capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert set(report["total"]) >= {"params", "macs"}

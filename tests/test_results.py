@@ -122,7 +122,7 @@ def test_equal_records_give_a_byte_identical_report(tmp_path):
 
 
 @pytest.mark.slow
-def test_command_line_new_and_old_spellings(tmp_path):
+def test_command_line_new_and_old_spellings(tmp_path, capsys):
     write_made_up(str(tmp_path), {"base": [0.90, 0.88], "new": [0.93, 0.91]})
     # The new spelling, and the old one (`report.py`, a positional directory) as before.
     for module, args in (("inception_flax.results", ["--workdir", str(tmp_path)]),
@@ -132,10 +132,8 @@ def test_command_line_new_and_old_spellings(tmp_path):
                               text=True, timeout=300)
         assert done.returncode == 0, done.stderr
         assert "| new (a) | 0.00 M" in done.stdout and (tmp_path / "results.md").exists()
-    missing = subprocess.run([sys.executable, "-m", "inception_flax.results", "--workdir",
-                              str(tmp_path / "nothing")], capture_output=True, text=True)
-    assert missing.returncode == 2 and missing.stderr.count("\n") == 1
-    assert "holds no sweep.json" in missing.stderr
-    helped = subprocess.run([sys.executable, "-m", "inception_flax.results", "--help"],
-                            capture_output=True, text=True)
-    assert helped.returncode == 0 and "--workdir" in helped.stdout
+    # The rest in this process (`results.main`, what both commands run).
+    assert results.main(["--workdir", str(tmp_path / "nothing")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "holds no sweep.json" in err
+    assert results.main(["--help"]) == 0 and "--workdir" in capsys.readouterr().out

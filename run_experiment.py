@@ -68,8 +68,9 @@ def print_dry_run(units) -> int:
     return 0
 
 
-def run_workers(config, workdir: str) -> int:
-    """`--workers N`: the sweep in N processes on this machine's CPU cores, then its tables."""
+def run_workers(config, workdir: str, count: int) -> int:
+    """`--workers N`: the sweep in `count` processes (N, at most one per unit of work) on this
+    machine's CPU cores, then its tables."""
     import jax
     from inception_flax import sweep
     os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")  # the next line's probe
@@ -77,8 +78,8 @@ def run_workers(config, workdir: str) -> int:
         raise ValueError(f"--workers splits the CPU's cores between processes, and this machine "
                          f"trains on {jax.default_backend()}: leave out --workers (one process "
                          f"drives the device; sweep.seeds_per_program shares it between seeds).")
-    units = sweep.programs(sweep.check(config), sweep.seeds_per_program(config))
-    code = workers.run(min(FLAGS.workers, len(units)), sys.orig_argv[1:])
+    sweep.check(config)  # every run's config, before a worker starts
+    code = workers.run(count, sys.orig_argv[1:])
     write_tables(workdir)
     if code:
         print(f"a worker exited with code {code}: a run failed or diverged (see its final.json) "
@@ -113,15 +114,15 @@ def main(argv):
                 print(f"diverged: {record['error']}; see {workdir}/final.json.", file=sys.stderr)
                 return 1
             return 0
-        runs = sweep.expand(config)
+        units = sweep.programs(sweep.expand(config), sweep.seeds_per_program(config))
+        count = min(FLAGS.workers, len(units))  # no worker without a unit of work
         if FLAGS.dry_run:
             print(sweep.describe(config))
-            units = sweep.programs(runs, sweep.seeds_per_program(config))
             if FLAGS.workers > 1:
-                print(workers.describe(min(FLAGS.workers, len(units)), units))
+                print(workers.describe(count, units))
             return print_dry_run(sweep.shard_of(units, FLAGS.shard))
         if FLAGS.workers > 1:
-            return run_workers(config, workdir)
+            return run_workers(config, workdir, count)
         failed = sweep.run_sweep(config, workdir, FLAGS.shard)
         if workers.is_worker():
             return 1 if failed else 0  # the command that started the workers writes the tables

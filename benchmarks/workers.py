@@ -52,7 +52,8 @@ def processes(count: int, rounds: int, steps: int) -> list[dict]:
                    for cores in sets]
         outputs = [p.communicate()[0] for p in started]
     if any(p.returncode for p in started):
-        raise SystemExit(f"a benchmark process failed: exit codes {[p.returncode for p in started]}")
+        codes = [p.returncode for p in started]
+        raise SystemExit(f"a benchmark process failed: exit codes {codes}")
     return [json.loads(out.strip().splitlines()[-1]) for out in outputs]
 
 
@@ -80,7 +81,8 @@ def main():
     for row in rows:
         row["vs_one_process"] = row["images_per_s"] / rows[0]["images_per_s"]
     result = {"date": datetime.date.today().isoformat(), "machine": seeds_together.cpu_name(),
-              "cores": cores, "allocator": malloc.active(), "device": measured[0]["device"], "jax": measured[0]["jax"],
+              "cores": cores, "allocator": malloc.active(), "device": measured[0]["device"],
+              "jax": measured[0]["jax"],
               "setup": f"experiments/quickstart.py, figure 5, batch {batch}, "
                        f"{measured[0]['image_size']}×{measured[0]['image_size']}",
               "rounds": args.rounds, "steps_per_round": args.steps, "rows": rows}

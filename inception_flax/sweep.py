@@ -209,7 +209,6 @@ def shard_of(units: list, shard: str | None) -> list:
     return workers.part(units, index, count)
 
 
-
 def run_costs(run: Run):
     return cost.cost(run.model_config(), run.config.image_size).total
 

@@ -27,7 +27,7 @@ INCEPTION_FLAX_MALLOC=system keeps glibc's allocator).
 import os
 import sys
 
-from inception_flax import malloc, workers
+from inception_flax import cli, disk, malloc, workers
 
 workers.enter()  # first: a worker of `--workers N` pins itself to its cores
 malloc.use_tcmalloc()  # runs this command again with TCMalloc where it is installed
@@ -56,6 +56,12 @@ flags.DEFINE_integer("workers", 1, "Run a sweep on this machine's CPU in this ma
                      "CPU (the quickstart uses 2); not for accelerators.")
 flags.DEFINE_bool("distributed", False, "Call jax.distributed.initialize() first (one process "
                   "per host; coordinator from the cluster environment).")
+flags.DEFINE_bool("set_aside_stale", False, "A run directory made under another config (any "
+                  "field but the bookkeeping ones, inception_flax/run_dir.py) is refused; with "
+                  "this flag it is moved aside as <dir>.stale-<date> and trained afresh.")
+flags.DEFINE_bool("retry_diverged", False, "A sweep skips a diverged run; with this flag it is "
+                  "moved aside as <dir>.diverged-<date> and trained afresh. (A failed run is "
+                  "always retried.)")
 flags.mark_flags_as_required(["config", "workdir"])
 
 
@@ -78,9 +84,11 @@ def run_workers(config, workdir: str, count: int) -> int:
         raise ValueError(f"--workers splits the CPU's cores between processes, and this machine "
                          f"trains on {jax.default_backend()}: leave out --workers (one process "
                          f"drives the device; sweep.seeds_per_program shares it between seeds).")
-    sweep.check(config)  # every run's config, before a worker starts
+    runs = sweep.check(config)  # every run's config and directory, before a worker starts
+    sweep.find_stale(workdir, runs, FLAGS.set_aside_stale)
     code = workers.run(count, sys.orig_argv[1:])
-    write_tables(workdir)
+    if os.path.exists(os.path.join(workdir, "sweep.json")):  # a worker began the sweep
+        write_tables(workdir)
     if code:
         print(f"a worker exited with code {code}: a run failed or diverged (see its final.json) "
               "or a worker stopped (see its lines above).", file=sys.stderr)
@@ -97,45 +105,63 @@ def write_tables(workdir: str) -> None:
 def main(argv):
     del argv
     logging.set_verbosity(logging.WARNING)  # orbax and TFDS log every step at INFO
+    disk.quiet_disk_faults()  # a full disk is said once, below, not by every writer
     import jax
     if FLAGS.distributed:
         jax.distributed.initialize()
-    from inception_flax import sweep
     config, workdir = FLAGS.config, FLAGS.workdir
     try:
-        workers.check_flags(FLAGS.workers, sweep.is_sweep(config), FLAGS.shard,
-                            FLAGS.distributed)
-        if not sweep.is_sweep(config):
-            if FLAGS.dry_run:
-                return print_dry_run([[sweep.Run("run", config.seed, config, 0)]])
-            from inception_flax import train
-            record = train.train_and_evaluate(config, workdir)
-            if record["status"] == "diverged":
-                print(f"diverged: {record['error']}; see {workdir}/final.json.", file=sys.stderr)
-                return 1
-            return 0
-        units = sweep.programs(sweep.expand(config), sweep.seeds_per_program(config))
-        count = min(FLAGS.workers, len(units))  # no worker without a unit of work
+        return run(config, workdir)
+    except Exception as error:  # noqa: BLE001 (one sentence, or re-raised)
+        code = cli.report(error, workdir)
+        if code is None:
+            raise
+        return code
+
+
+def run(config, workdir: str) -> int:
+    """A run or a sweep as the flags say; returns the exit code."""
+    import jax
+    from inception_flax import sweep
+    is_sweep = sweep.is_sweep(config)
+    workers.check_flags(FLAGS.workers, is_sweep, FLAGS.shard, FLAGS.distributed)
+    if FLAGS.shard and not is_sweep:
+        raise ValueError("--shard splits a sweep's runs between jobs, and this config is one "
+                         "run: leave out --shard.")
+    if not is_sweep:
         if FLAGS.dry_run:
-            print(sweep.describe(config))
-            if FLAGS.workers > 1:
-                print(workers.describe(count, units))
-            return print_dry_run(sweep.shard_of(units, FLAGS.shard))
+            return print_dry_run([[sweep.Run("run", config.seed, config, 0)]])
+        disk.check_workdir(workdir)
+        from inception_flax import train
+        record = train.train_and_evaluate(config, workdir,
+                                          set_aside_stale=FLAGS.set_aside_stale)
+        if record["status"] == "diverged":
+            print(f"diverged: {record['error']}; see {workdir}/final.json.", file=sys.stderr)
+            return cli.EXIT_FAILED
+        return 0
+    units = sweep.programs(sweep.expand(config), sweep.seeds_per_program(config))
+    count = min(FLAGS.workers, len(units))  # no worker without a unit of work
+    if FLAGS.dry_run:
+        print(sweep.describe(config))
         if FLAGS.workers > 1:
-            return run_workers(config, workdir, count)
-        failed = sweep.run_sweep(config, workdir, FLAGS.shard)
-        if workers.is_worker():
-            return 1 if failed else 0  # the command that started the workers writes the tables
-        if jax.process_index() == 0:
-            write_tables(workdir)
-        if failed:
-            print(f"{failed} run(s) failed or diverged; see their final.json.", file=sys.stderr)
-            return 1
-    except (ValueError, FileNotFoundError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+            print(workers.describe(count, units))
+        return print_dry_run(sweep.shard_of(units, FLAGS.shard))
+    disk.check_workdir(workdir)
+    if FLAGS.workers > 1:
+        return run_workers(config, workdir, count)
+    failed = sweep.run_sweep(config, workdir, FLAGS.shard,
+                             set_aside_stale=FLAGS.set_aside_stale,
+                             retry_diverged=FLAGS.retry_diverged)
+    if workers.is_worker():
+        return cli.EXIT_FAILED if failed else 0  # the starting command writes the tables
+    if jax.process_index() == 0:
+        write_tables(workdir)
+    if failed:
+        print(f"{failed} run(s) failed or diverged; see their final.json.", file=sys.stderr)
+        return cli.EXIT_FAILED
     return 0
 
 
 if __name__ == "__main__":
-    app.run(main)
+    sys.argv = cli.last_wins(sys.argv, "--config.")
+    app.run(main, flags_parser=cli.absl_parser(FLAGS))

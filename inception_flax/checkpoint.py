@@ -3,7 +3,8 @@ aside when they are damaged.
 
 Each checkpoint holds the `TrainState` (parameters, optimizer state, moving averages, batch
 statistics, step and RNG; the data position is the step, since the input pipeline is a
-function of (seed, step)) and a JSON fingerprint of everything that must match to resume.
+function of (seed, step)) and a JSON fingerprint of the run: its config's identity
+(`run_dir.identity`), which must match to resume.
 A newest checkpoint that cannot be read (truncated or corrupted files) is renamed
 `<step>.damaged` by process 0 and the run resumes from the newest intact one.
 """
@@ -18,15 +19,44 @@ import jax
 import ml_collections
 import orbax.checkpoint as ocp
 
-# What decides the trajectory: a checkpoint written under other values is not resumed.
-RESUME_FIELDS = ("model", "dataset", "image_size", "global_batch_size", "seed",
-                 "preprocessing", "optimizer", "sync_batch_norm")
-
+from inception_flax import run_dir
 
 def fingerprint(config: ml_collections.ConfigDict) -> dict:
-    """The RESUME_FIELDS as the checkpoint's JSON holds them (tuples read back as lists)."""
-    return json.loads(json.dumps({k: (config[k].to_dict() if isinstance(
-        config[k], ml_collections.ConfigDict) else config[k]) for k in RESUME_FIELDS}))
+    """What a checkpoint stores to say which run it belongs to: the config's identity (every
+    field but the bookkeeping ones, `run_dir.identity`)."""
+    return {"identity": run_dir.identity(config)}
+
+
+def legacy_fields(meta: dict) -> dict:
+    """The identity a checkpoint's stored fingerprint holds, in `run_dir.identity`'s form. A
+    fingerprint written before 2026-12-02 held only model, dataset, image_size,
+    global_batch_size, seed, preprocessing, optimizer and sync_batch_norm: it is marked
+    `_legacy`, and only those fields are compared (such a checkpoint still resumes)."""
+    if "identity" in meta:
+        return meta["identity"]
+    flat = {f"model.{k}": v for k, v in (meta.get("model") or {}).items()}
+    flat.update({k: v for k, v in meta.items() if k != "model"})
+    return {**json.loads(json.dumps(flat)), "_legacy": True}
+
+
+def differences(saved: dict, config: ml_collections.ConfigDict) -> list[str]:
+    """The fields in which a checkpoint's stored fingerprint differs from `config`'s."""
+    return run_dir.differing(legacy_fields(saved), config)
+
+
+def stored_fields(workdir: str) -> dict | None:
+    """The identity stored with the newest checkpoint in `workdir` (None where there is none
+    or it cannot be read: `restore_latest` deals with damaged ones), read from its metadata
+    alone."""
+    step = latest_step(workdir)
+    if not step:
+        return None
+    path = os.path.join(workdir, "checkpoints", str(step), "meta", "metadata")
+    try:
+        with open(path) as f:
+            return legacy_fields(json.load(f))
+    except (OSError, ValueError, AttributeError):
+        return None
 
 
 def latest_step(workdir: str) -> int:
@@ -50,30 +80,29 @@ def save(manager: ocp.CheckpointManager, state, meta: dict) -> None:
         state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)))
 
 
-def restore_latest(manager: ocp.CheckpointManager, state, meta: dict):
+def restore_latest(manager: ocp.CheckpointManager, state, config: ml_collections.ConfigDict):
     """`state` itself where there is no checkpoint; else the newest intact one, restored with
     the shapes and shardings of `state`. A damaged one is set aside with a warning; a
-    ValueError if the newest intact one was written for another run, or if every one is
-    damaged."""
+    ValueError if the newest intact one was written for another run (another identity,
+    `run_dir.identity`), or if every one is damaged."""
     target = jax.tree_util.tree_map(ocp.utils.to_shape_dtype_struct, state)
     set_aside = []
     for step in sorted(manager.all_steps(), reverse=True):
         try:
             saved = manager.restore(step, args=ocp.args.Composite(
                 meta=ocp.args.JsonRestore()))["meta"]
-            if saved == meta:
+            differing = differences(saved, config)
+            if not differing:
                 restored = manager.restore(step, args=ocp.args.Composite(
                     state=ocp.args.StandardRestore(target)))["state"]
         except Exception as error:  # noqa: BLE001 (orbax and TensorStore raise many kinds)
             set_aside.append(_set_aside(manager, step, error))
             continue
-        if saved != meta:
-            differing = sorted(k for k in set(saved) | set(meta)
-                               if saved.get(k) != meta.get(k))
+        if differing:
             raise ValueError(
                 f"the checkpoint at step {step} in {manager.directory} was written for another "
-                f"run (it differs in {', '.join(differing)}); use a new --workdir, or the "
-                "config it was written with.")
+                f"run (it differs in {', '.join(differing)}); use a new --workdir, the config "
+                "it was written with, or --set_aside_stale to train this one afresh.")
         return restored
     if set_aside:
         raise ValueError(

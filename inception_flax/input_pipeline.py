@@ -24,6 +24,7 @@ import dataclasses
 import functools
 import gzip
 import os
+import zlib
 from typing import Callable, Iterator
 
 import jax
@@ -42,7 +43,15 @@ class Dataset:
     eval_batches: Callable[[], Iterator[dict]]  # → {"image", "label", "mask"}
 
 
-class DatasetNotFound(ValueError):
+class DataError(ValueError):
+    """The data a config names cannot be read: bad input, said in one sentence."""
+
+
+class DatasetNotFound(DataError):
+    pass
+
+
+class DatasetDamaged(DataError):
     pass
 
 
@@ -70,11 +79,18 @@ def prepare_images(images, image_size: int, dtype=jnp.float32):
 # In-memory arrays.
 
 def _read_idx(path: str) -> np.ndarray:
-    with gzip.open(path, "rb") as f:
-        data = f.read()
-    ndim = data[3]
-    shape = tuple(int.from_bytes(data[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim))
-    return np.frombuffer(data, np.uint8, offset=4 + 4 * ndim).reshape(shape)
+    """A gzipped IDX file's array; `DatasetDamaged` where it is cut short or not IDX."""
+    try:
+        with gzip.open(path, "rb") as f:
+            data = f.read()
+        ndim = data[3]
+        shape = tuple(int.from_bytes(data[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim))
+        return np.frombuffer(data, np.uint8, offset=4 + 4 * ndim).reshape(shape)
+    except (OSError, EOFError, IndexError, ValueError, zlib.error) as error:
+        raise DatasetDamaged(
+            f"{path} is damaged ({type(error).__name__}: {error}); reinstall it (`apt-get "
+            "install --reinstall dataset-fashion-mnist`) or point config.data_dir at an intact "
+            "copy.") from None
 
 
 @functools.lru_cache(maxsize=2)

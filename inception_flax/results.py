@@ -24,8 +24,9 @@ import sys
 import numpy as np
 from absl import flags
 
-from inception_flax import cli, run_log
+from inception_flax import cli, run_dir, run_log
 
+NO_PLAN = "{} holds no sweep.json; give the --workdir of a sweep."
 COLUMNS = ("variant", "params", "multiply-adds", "top-1 err %", "top-1 err 95% CI",
            "top-5 err %", "Δ top-1 (95% CI)", "images/s", "status")
 
@@ -66,27 +67,28 @@ def difference_interval(variant: list[float], baseline: list[float], confidence=
 
 
 def collect(workdir: str) -> dict:
-    """Per variant: the planned runs, their final records (None where not finished) and
-    their training curves."""
-    with open(os.path.join(workdir, "sweep.json")) as f:
-        plan = json.load(f)
+    """Per variant: the planned runs, their final records (None where not finished, or where
+    the record is damaged: a warning names it) and their training curves. A record made under
+    another config than the plan's (its config's identity, `run_dir.digest`, differs from the
+    one `sweep.json` planned) is marked `stale` and not counted."""
+    plan = run_dir.read_json(os.path.join(workdir, "sweep.json"))
+    if plan is None:
+        raise FileNotFoundError(NO_PLAN.format(workdir))
     variants = {}
     for run in plan["runs"]:
         entry = variants.setdefault(run["variant"], {
             "params": run["params"], "macs": run["macs"], "runs": []})
         path = os.path.join(workdir, run["dir"])
-        final = None
-        if os.path.exists(os.path.join(path, "final.json")):
-            with open(os.path.join(path, "final.json")) as f:
-                final = json.load(f)
+        final = run_dir.read_final(path)
+        if final and "identity" in run and isinstance(final.get("config"), dict) \
+                and run_dir.digest(final["config"]) != run["identity"]:
+            final = {"status": "stale"}
         curve, evals = [], []
-        if os.path.exists(os.path.join(path, "metrics.jsonl")):
-            with open(os.path.join(path, "metrics.jsonl")) as f:
-                for record in map(json.loads, f):
-                    if "loss" in record:
-                        curve.append((record["step"], record["loss"]))
-                    if "ema_top1" in record:
-                        evals.append((record["step"], 100 * (1 - record["ema_top1"])))
+        for record in run_dir.read_metrics(path):
+            if "loss" in record:
+                curve.append((record["step"], record["loss"]))
+            if "ema_top1" in record:
+                evals.append((record["step"], 100 * (1 - record["ema_top1"])))
         entry["runs"].append({"seed": run["seed"], "final": final, "curve": curve,
                               "evals": evals})
     return {"plan": plan, "variants": variants}
@@ -115,7 +117,7 @@ def summarize(workdir: str, data: dict | None = None) -> list[dict]:
         top1, top5 = errors(entry, "ema_top1"), errors(entry, "ema_top5")
         row = {"variant": name, "params": params, "macs": macs,
                "top1": mean_std(top1), "top1_ci": mean_interval(top1), "top5": mean_std(top5),
-               "images_per_s": mean_std([f["images_per_s"] for f in done])[0],
+               "images_per_s": mean_std([f.get("images_per_s") for f in done])[0],
                "status": ", ".join(f"{statuses.count(s)} {s}" for s in dict.fromkeys(statuses)),
                "delta": None, "baseline": name == baseline, "paper": paper.get(name),
                "note": notes.get(name, "")}
@@ -173,6 +175,8 @@ def write(workdir: str) -> list[dict]:
     """Writes the tables and plots of `workdir`'s sweep; returns the rows. Shards of one sweep
     can finish at the same moment: the records are read and the tables written under a lock on
     the sweep's directory (`.results.lock`), so the last to write has seen every record."""
+    if not os.path.exists(os.path.join(workdir, "sweep.json")):
+        raise FileNotFoundError(NO_PLAN.format(workdir))
     with open(os.path.join(workdir, ".results.lock"), "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file is closed
         return _write_tables(workdir)
@@ -341,12 +345,16 @@ def main(argv=None) -> int:
                        positional="workdir")
     if isinstance(values, int):
         return values
-    workdir = values.workdir
-    if workdir is None or not os.path.exists(os.path.join(workdir, "sweep.json")):
-        print(f"error: {workdir or 'no --workdir'} holds no sweep.json; give the --workdir of "
-              "a sweep.", file=sys.stderr)
+    workdir = values.workdir or "no --workdir"
+    try:
+        write(workdir)
+    except run_dir.Damaged as damaged:
+        print(f"error: {damaged}; run the sweep's command again to write it anew.",
+              file=sys.stderr)
         return 2
-    write(workdir)
+    except FileNotFoundError as missing:
+        print(f"error: {missing}", file=sys.stderr)
+        return 2
     with open(os.path.join(workdir, "results.md")) as f:
         print(f.read())
     return 0

@@ -74,14 +74,15 @@ def check_ranges(config: ml_collections.ConfigDict) -> None:
         if name not in node:
             continue
         value = node[name]
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) \
+                or not math.isfinite(value):
             bad = True
         else:
             bad = (value < low or (value == low and not low_in)
                    or (high is not None and (value > high or (value == high and not high_in))))
         if bad:
             note = f" ({meaning})" if meaning else ""
-            raise ValueError(f"{field}={value!r} is out of range: it must be "
+            raise ValueError(f"{field}={value!r} is out of range: it must be a finite number "
                              f"{describe_range(field)}{note}; set --config.{field}.")
 
 

@@ -34,7 +34,8 @@ import jax
 import ml_collections
 import numpy as np
 
-from inception_flax import checkpoint, cost, run_config, run_lock, run_log, workers
+from inception_flax import (checkpoint, cost, disk, input_pipeline, run_config, run_dir,
+                            run_lock, run_log, workers)
 from inception_flax.config import InceptionConfig
 
 FINISHED = ("done", "diverged", "failed")
@@ -92,6 +93,13 @@ def variants(config: ml_collections.ConfigDict) -> list[tuple[str, dict]]:
         for _, axis_overrides in combo:
             overrides.update(dict(axis_overrides))
         result.append(("+".join(name for name, _ in combo), overrides))
+    names = [name for name, _ in result]
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    bad = [name for name in names if not name or "/" in name or name.startswith(".")]
+    if repeated or bad:
+        raise ValueError(f"sweep variant names must be distinct, non-empty, without '/' and "
+                         f"not starting with '.'; got {', '.join(map(repr, repeated + bad))} "
+                         "(the names of several axes are joined with '+').")
     return result
 
 
@@ -152,12 +160,27 @@ def expand(config: ml_collections.ConfigDict) -> list[Run]:
                                                  variant.image_size, target_macs,
                                                  sweep.fixed_cost_tolerance)
             variant.model.depth_multiplier = float(round(solved.depth_multiplier, 6))
+    seeds = check_seeds(sweep.seeds)
     for name in chosen:
-        for seed in sweep.seeds:
+        for seed in seeds:
             seeded = copy.deepcopy(configs[name])
             seeded.seed = int(seed)
             runs.append(Run(name, int(seed), seeded, len(runs)))
     return runs
+
+
+def check_seeds(seeds) -> list[int]:
+    """The sweep's seeds: whole numbers >= 0, each once (a ValueError says what is wrong)."""
+    seeds = list(seeds) if isinstance(seeds, (list, tuple)) else [seeds]
+    if not seeds or any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in seeds):
+        raise ValueError(f"sweep.seeds={tuple(seeds)!r} is not valid; give whole numbers >= 0, "
+                         "e.g. --config.sweep.seeds='(0,1,2)'.")
+    repeated = sorted({s for s in seeds if seeds.count(s) > 1})
+    if repeated:
+        raise ValueError(f"sweep.seeds={tuple(seeds)!r} lists seed(s) "
+                         f"{', '.join(map(str, repeated))} more than once; give each seed "
+                         "once (a seed's run would be counted twice).")
+    return seeds
 
 
 def check(config: ml_collections.ConfigDict) -> list[Run]:
@@ -280,33 +303,45 @@ def _differing_parts(reports: dict) -> dict:
     return differ
 
 
-def status_of(workdir: str, run: Run) -> str | None:
-    path = os.path.join(workdir, run.name, "final.json")
-    if not os.path.exists(path):
-        return None
-    with open(path) as f:
-        return json.load(f).get("status")
+def status_of(workdir: str, run: Run, warn: bool = False) -> str | None:
+    """The status in the run's record; None where it has none (or a damaged one: with
+    `warn`, one line says so)."""
+    final = run_dir.read_final(os.path.join(workdir, run.name), warn)
+    return final.get("status") if final else None
 
 
 def write_plan(workdir: str, config: ml_collections.ConfigDict, runs: list[Run]) -> None:
+    """`sweep.json`: the sweep's settings and every planned run with its cost and its
+    config's identity (`run_dir.digest`), by which the tables leave out a record made under
+    another config."""
     os.makedirs(workdir, exist_ok=True)
     planned = []
     for r in runs:
         total = run_costs(r)
         planned.append({"variant": r.variant, "seed": r.seed, "dir": r.name,
                         "params": total.params, "macs": total.macs,
-                        "depth_multiplier": r.config.model.depth_multiplier})
+                        "depth_multiplier": r.config.model.depth_multiplier,
+                        "identity": run_dir.digest(r.config)})
     plan = {"sweep": config.sweep.to_dict(), "runs": planned}
     run_log.write_json_atomically(os.path.join(workdir, "sweep.json"), plan)
 
 
 def run_sweep(config: ml_collections.ConfigDict, workdir: str, shard: str | None = None,
-              train_fn=None) -> int:
+              train_fn=None, set_aside_stale: bool = False,
+              retry_diverged: bool = False) -> int:
     """Runs this shard's runs that are not finished, `sweep.seeds_per_program` seeds of a
     variant at a time as one program; returns the number that failed or diverged (0: all
     good). `train_fn(configs, run_dirs) -> records` defaults to the trainer
     (`train.train_seeds`), with one compilation cache for the sweep (`workdir/jax_cache`):
     seeds of a variant compile once.
+
+    Before any run starts, every run's directory is checked against its config
+    (`find_stale`): one made under another config is refused, or with `set_aside_stale`
+    moved aside and trained afresh. A finished run is skipped; a failed one is retried (its
+    record kept as `final.failed.json`); a diverged one stays recorded, or with
+    `retry_diverged` is moved aside and trained afresh; a damaged record counts as
+    unfinished. Bad data and a full or read-only disk stop the sweep (the exception goes up:
+    nothing is recorded as failed, the same command resumes).
 
     Seeds trained together must resume from the same step: after a restart (with the same or
     another `seeds_per_program`), a unit's unfinished seeds are trained together where their
@@ -317,27 +352,29 @@ def run_sweep(config: ml_collections.ConfigDict, workdir: str, shard: str | None
         train_fn = functools.partial(train_seeds, compilation_cache_dir=cache)
     runs = check(config)
     units = shard_of(programs(runs, seeds_per_program(config)), shard)
+    stale = find_stale(workdir, runs, set_aside_stale)
     write_plan(workdir, config, runs)
     mine = [run for unit in units for run in unit]
-    positions = {run.name: i + 1 for i, run in enumerate(mine)}
+    positions = {run.name: f"[{i + 1}/{len(mine)}] {run.name}" for i, run in enumerate(mine)}
     bad, started, finished_here = 0, time.time(), 0
     for unit in units:
         todo = []
         for run in unit:
-            status = status_of(workdir, run)
-            if status in FINISHED:
-                print(f"[{positions[run.name]}/{len(mine)}] {run.name}: {status} already, "
-                      "skipped", flush=True)
+            path = os.path.join(workdir, run.name)
+            final = None if run.name in stale else run_dir.read_final(path, warn=False)
+            status = final.get("status") if final else None
+            if status == "done" or (status == "diverged" and not retry_diverged):
+                print(f"{positions[run.name]}: {status} already, skipped", flush=True)
                 bad += status != "done"
                 continue
-            in_use = _lock(os.path.join(workdir, run.name))
+            in_use = _lock(path)
             if in_use:
-                print(f"[{positions[run.name]}/{len(mine)}] {run.name}: skipped: {in_use}",
-                      flush=True)
+                print(f"{positions[run.name]}: skipped: {in_use}", flush=True)
                 continue
+            _prepare(path, positions[run.name], stale.get(run.name), final)
             todo.append(run)
         try:
-            outcome = _train_unit(train_fn, workdir, todo, positions, len(mine))
+            outcome = _train_unit(train_fn, workdir, todo, positions)
         finally:
             for run in todo:
                 run_lock.release(os.path.join(workdir, run.name))
@@ -348,13 +385,54 @@ def run_sweep(config: ml_collections.ConfigDict, workdir: str, shard: str | None
         bad += outcome
         finished_here += len(todo)
         if todo:
-            left = len(mine) - positions[todo[-1].name]
+            left = len(mine) - mine.index(todo[-1]) - 1
             counts = _counts(workdir, runs)
             print(f"sweep: {counts['done']} done, {counts['failed']} failed, {counts['left']} "
                   f"left; this shard's ETA "
                   f"{run_log.format_seconds((time.time() - started) / finished_here * left)}",
                   flush=True)
     return bad
+
+
+def find_stale(workdir: str, runs: list[Run], set_aside_stale: bool) -> dict[str, list]:
+    """{run: the fields that differ} for every run of the sweep (all shards) whose directory
+    was made under another config (`run_dir.stale_fields`); without `set_aside_stale`, a
+    ValueError (one sentence) if there is any."""
+    stale = {}
+    for run in runs:
+        fields = run_dir.stale_fields(os.path.join(workdir, run.name), run.config,
+                                      checkpoint.stored_fields)
+        if fields:
+            stale[run.name] = fields
+    if stale and not set_aside_stale:
+        name, fields = next(iter(stale.items()))
+        others = f" (and {len(stale) - 1} other run(s))" if len(stale) > 1 else ""
+        raise ValueError(f"{run_dir.describe_stale(os.path.join(workdir, name), fields)}"
+                         f"{others}; use another --workdir, the config they were made with, or "
+                         "--set_aside_stale to move them aside and train them afresh.")
+    return stale
+
+
+def _prepare(path: str, where: str, stale: list | None, final: dict | None) -> None:
+    """Readies a locked run directory to be trained: a stale one or (retried) a diverged one is
+    moved aside, a failed record is kept as `final.failed.json`, a damaged one set aside."""
+    status = final.get("status") if final else None
+    if stale or status == "diverged":
+        why = "stale" if stale else "diverged"
+        if jax.process_index() == 0:
+            run_lock.release(path)
+            moved = run_dir.set_aside(path, why)
+            run_lock.acquire(path)
+            reason = run_dir.describe_stale("it", stale) if stale else \
+                f"it diverged ({final.get('error')})"
+            print(f"{where}: {reason}: moved aside as {moved}; training afresh", flush=True)
+    elif status == "failed":
+        if jax.process_index() == 0:
+            os.replace(os.path.join(path, "final.json"), os.path.join(path, "final.failed.json"))
+        print(f"{where}: failed before ({final.get('error')}); retrying (that record is kept as "
+              "final.failed.json)", flush=True)
+    elif jax.process_index() == 0:
+        run_dir.set_aside_damaged_final(path)
 
 
 def _lock(run_dir: str) -> str | None:
@@ -373,14 +451,13 @@ def _lock(run_dir: str) -> str | None:
     return in_use
 
 
-def _train_unit(train_fn, workdir: str, todo: list[Run], positions: dict,
-                total: int) -> int | None:
+def _train_unit(train_fn, workdir: str, todo: list[Run], positions: dict) -> int | None:
     """Trains a unit's unfinished runs, those at the same resume step together; returns how
     many failed or diverged, or None when preempted."""
     bad = 0
     for step, together in _by_resume_step(workdir, todo):
         for run in together:
-            print(f"[{positions[run.name]}/{total}] {run.name}: "
+            print(f"{positions[run.name]}: "
                   f"{f'resuming at step {step}' if step else 'starting'}"
                   + (f" (one program with {len(together) - 1} other seed(s))"
                      if len(together) > 1 else ""), flush=True)
@@ -394,11 +471,14 @@ def _train_unit(train_fn, workdir: str, todo: list[Run], positions: dict,
 
 
 def _train(train_fn, workdir: str, together: list[Run]) -> list[str]:
-    """Trains runs as one program; a failure is recorded in each run's final.json."""
+    """Trains runs as one program; a failure is recorded in each run's final.json, except bad
+    data and the disk's faults, which stop the sweep (raised)."""
     dirs = [os.path.join(workdir, run.name) for run in together]
     try:
         return [record["status"] for record in train_fn([r.config for r in together], dirs)]
     except Exception as error:  # noqa: BLE001 (one failed run must not stop the others)
+        if isinstance(error, input_pipeline.DataError) or disk.fault_of(error):
+            raise
         for run, run_dir in zip(together, dirs):
             os.makedirs(run_dir, exist_ok=True)
             run_log.write_json_atomically(os.path.join(run_dir, "final.json"), {

@@ -38,7 +38,7 @@ from jax.sharding import PartitionSpec as P
 
 from inception_flax import checkpoint as ckpt
 from inception_flax import (cost, flat, input_pipeline, malloc, models, optim, run_config,
-                            run_lock)
+                            run_dir, run_lock)
 from inception_flax.run_log import RunLog
 
 AXIS = "batch"
@@ -299,7 +299,6 @@ class Training:
     fingerprints: list
     total_steps: int
     start_step: int
-    called: float
     records: list  # each seed's final record, filled in as the run goes
     live: list  # per seed: False once its loss is no longer finite
 
@@ -320,9 +319,12 @@ class Training:
         return to_global(parts[0], self.batch_sharding)
 
     def save(self) -> None:
+        """A checkpoint of every live seed, and the segment's wall time so far in its log."""
+        step = int(self.member(self.state.step, 0))
         for i in self.seeds():
             if self.live[i]:
                 ckpt.save(self.managers[i], self.member(self.state, i), self.fingerprints[i])
+                self.logs[i].log_segment(step)
 
     def evaluate_now(self) -> list[dict]:
         return evaluate_all(self.evaluate, self.state, self.datasets[0], self.eval_sharding,
@@ -356,8 +358,34 @@ def programs(configs, steps_per_epoch: int, num_classes: int, mesh):
     return _PROGRAMS[key]
 
 
-def set_up(configs, workdirs, compilation_cache_dir) -> Training:
-    """The checked config, data, mesh, state (each seed's latest checkpoint), steps and logs."""
+def claim(workdir: str, config, set_aside_stale: bool = False) -> None:
+    """Takes a run directory for `config` (process 0 holds its lock: one live command per run
+    directory). A directory made under another config (`run_dir.stale_fields`) is refused in
+    one sentence, or with `set_aside_stale` moved aside and begun afresh; a damaged record
+    (`final.json`) is set aside, and the run resumes or is evaluated again."""
+    first = jax.process_index() == 0
+    if first:
+        run_lock.acquire(workdir)
+    stale = run_dir.stale_fields(workdir, config, ckpt.stored_fields)
+    if stale and not set_aside_stale:
+        raise ValueError(f"{run_dir.describe_stale(workdir, stale)}; use another --workdir, "
+                         "the config it was made with, or --set_aside_stale to move it aside "
+                         "and train afresh.")
+    if first and stale:
+        run_lock.release(workdir)
+        print(f"{run_dir.describe_stale(workdir, stale)}: moved aside as "
+              f"{run_dir.set_aside(workdir)}", flush=True)
+        run_lock.acquire(workdir)
+    if first:
+        run_dir.set_aside_damaged_final(workdir)
+    if jax.process_count() > 1:  # the others go on once process 0 has moved it
+        from jax.experimental import multihost_utils
+        multihost_utils.sync_global_devices(f"claimed {workdir}")
+
+
+def set_up(configs, workdirs, compilation_cache_dir, set_aside_stale=False) -> Training:
+    """The checked config, data, mesh, state (each seed's latest checkpoint), steps and logs;
+    `claim` says what happens to a run directory made under another config."""
     called = time.time()
     check_group(configs)
     config = configs[0]
@@ -369,9 +397,8 @@ def set_up(configs, workdirs, compilation_cache_dir) -> Training:
         raise ValueError(f"model.num_classes={num_classes} but {dataset.name} has "
                          f"{dataset.num_classes} classes; set --config.model.num_classes="
                          f"{dataset.num_classes}.")
-    for workdir in workdirs:  # process 0 holds the lock: one live command per run directory
-        if jax.process_index() == 0:
-            run_lock.acquire(workdir)
+    for workdir, c in zip(workdirs, configs):
+        claim(workdir, c, set_aside_stale)
         os.makedirs(workdir, exist_ok=True)
     if config.compilation_cache:
         jax.config.update("jax_compilation_cache_dir",
@@ -391,8 +418,8 @@ def set_up(configs, workdirs, compilation_cache_dir) -> Training:
     # Checkpoints: each seed resumes from its own, and all from the same step.
     managers = [ckpt.manager(workdir, c) for workdir, c in zip(workdirs, configs)]
     fingerprints = [ckpt.fingerprint(c) for c in configs]
-    restored = [ckpt.restore_latest(m, seed_slice(state, i if grouped else None), f)
-                for i, (m, f) in enumerate(zip(managers, fingerprints))]
+    restored = [ckpt.restore_latest(m, seed_slice(state, i if grouped else None), c)
+                for i, (m, c) in enumerate(zip(managers, configs))]
     steps = [int(s.step) for s in restored]
     if len(set(steps)) > 1:
         raise ValueError(f"seeds trained together must resume from the same step; their "
@@ -402,7 +429,8 @@ def set_up(configs, workdirs, compilation_cache_dir) -> Training:
                          out_shardings=replicated)(*restored) if grouped else restored[0])
     total_steps = int(round(config.num_epochs * dataset.steps_per_epoch))
     logs = [RunLog(w, c, total_steps, steps[0], c.global_batch_size,
-                   f"seed {c.seed}: " if grouped else "") for w, c in zip(workdirs, configs)]
+                   f"seed {c.seed}: " if grouped else "", began=called)
+            for w, c in zip(workdirs, configs)]
     table = cost.cost(model_cfg, config.image_size)
     records = [{"config": c.to_dict(), "allocator": malloc.active(),
                 # XLA:CPU splits its work by the cores it may use, so they set its rounding
@@ -413,7 +441,7 @@ def set_up(configs, workdirs, compilation_cache_dir) -> Training:
     return Training(configs, workdirs, grouped, datasets, state, train_step, evaluate,
                     NamedSharding(mesh, P(None, AXIS) if grouped else P(AXIS)),
                     NamedSharding(mesh, P(AXIS)), managers, logs, fingerprints, total_steps,
-                    steps[0], called, records, [True] * len(configs))
+                    steps[0], records, [True] * len(configs))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -442,8 +470,8 @@ def loop(run: Training) -> str:
             done, last = step + 1, step + 1 == run.total_steps
             if step == run.start_step:  # set-up, both compilations and one step (one sync)
                 jax.block_until_ready(metrics)
-                for record in run.records:
-                    record["startup_s"] = time.time() - run.called
+                for log in run.logs:
+                    log.started()
             logging = done % config.log_every_steps == 0 or last
             if logging:
                 log_train(run, done, jax.device_get(pending))
@@ -466,25 +494,30 @@ def loop(run: Training) -> str:
 
 
 def log_train(run: Training, step: int, pending: list[dict]) -> None:
-    """Each live seed's progress line and metrics; a seed whose loss is not finite is
-    recorded as diverged at this step."""
+    """Each live seed's progress line and metrics (`pending`: one entry per step since the
+    last log, up to `step`); a seed whose loss is not finite is recorded as diverged at the
+    first step whose loss was not."""
     for i in run.seeds():
         if not run.live[i]:
             continue
-        logged = run.logs[i].log_train(step, [run.member(m, i) for m in pending])
-        if not np.isfinite(logged["loss"]):
+        metrics = [run.member(m, i) for m in pending]
+        run.logs[i].log_train(step, metrics)
+        losses = [float(m["loss"]) for m in metrics]
+        bad = [k for k, loss in enumerate(losses) if not np.isfinite(loss)]
+        if bad:
+            at = step - len(losses) + bad[0] + 1
             run.live[i] = False
-            run.records[i].update(status="diverged", diverged_at_step=step,
-                                  error=f"the loss became {logged['loss']} at step {step}")
+            run.records[i].update(status="diverged", diverged_at_step=at,
+                                  error=f"the loss became {losses[bad[0]]} at step {at}")
 
 
 # ---------------------------------------------------------------------------------------------
 # The finish.
 
-def finish(run: Training, status: str, start_time: float) -> list[dict]:
-    """Saves and evaluates what finished, writes every seed's `final.json`; returns the
+def finish(run: Training, status: str) -> list[dict]:
+    """Saves and evaluates what finished, writes every seed's `final.json` (with the run's
+    throughput, wall time and start-up over all its segments, `RunLog.summary`); returns the
     records."""
-    wall = time.time() - start_time
     if status == "done":
         if int(run.member(run.state.step, 0)) > run.start_step:
             run.save()
@@ -497,14 +530,16 @@ def finish(run: Training, status: str, start_time: float) -> list[dict]:
         run.managers[i].close()
         record = run.records[i]
         record.setdefault("status", status)
-        record.update(step=int(run.member(run.state.step, i)), wall_time_s=wall,
-                      images_per_s=run.logs[i].images_per_second())
+        step = int(run.member(run.state.step, i))
+        run.logs[i].log_segment(step)
+        record.update(step=step, **run.logs[i].summary())
         run.logs[i].write_final(record)
     return run.records
 
 
 def train_seeds(configs: list[ml_collections.ConfigDict], workdirs: list[str],
-                compilation_cache_dir: str | None = None) -> list[dict]:
+                compilation_cache_dir: str | None = None,
+                set_aside_stale: bool = False) -> list[dict]:
     """Trains and evaluates the seeds `configs` (one variant: configs equal but for `seed`)
     as one program, each in its own workdir, resuming from their checkpoints (which must be
     at the same step). One config trains alone, without a seed axis.
@@ -520,20 +555,22 @@ def train_seeds(configs: list[ml_collections.ConfigDict], workdirs: list[str],
     `num_epochs=0` (or a run already at its last step) trains nothing: it evaluates the
     newest checkpoint's weights, or the initial ones where there is none, and writes the
     record. Process 0 holds each workdir's lock (`run_lock`) while it runs; a workdir another
-    live command holds is refused. A damaged newest checkpoint is set aside, and the run
-    resumes from the newest intact one (`checkpoint.restore_latest`).
+    live command holds is refused, and so is one made under another config (with
+    `set_aside_stale`, it is moved aside and trained afresh: `claim`). A damaged newest
+    checkpoint is set aside, and the run resumes from the newest intact one
+    (`checkpoint.restore_latest`).
     """
     try:
-        run = set_up(configs, workdirs, compilation_cache_dir)
-        start_time = time.time()
-        return finish(run, loop(run), start_time)
+        run = set_up(configs, workdirs, compilation_cache_dir, set_aside_stale)
+        return finish(run, loop(run))
     finally:
         for workdir in workdirs:
             run_lock.release(workdir)
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
-                       compilation_cache_dir: str | None = None) -> dict:
+                       compilation_cache_dir: str | None = None,
+                       set_aside_stale: bool = False) -> dict:
     """Trains and evaluates `config` alone in `workdir` (see `train_seeds`); returns its
     final record."""
-    return train_seeds([config], [workdir], compilation_cache_dir)[0]
+    return train_seeds([config], [workdir], compilation_cache_dir, set_aside_stale)[0]

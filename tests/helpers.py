@@ -96,16 +96,17 @@ def sweep_config(**options):
 
 def fake_train(calls, fail=()):
     """A stand-in trainer for `sweep.run_sweep`: records the run directories it is given,
-    writes a done final.json for each, fails where a directory contains a `fail` name."""
+    writes a done final.json (with the run's config) for each, fails where a directory
+    contains a `fail` name."""
     def train_fn(configs, workdirs):
         calls.extend(workdirs)
         if any(name in workdir for name in fail for workdir in workdirs):
             raise RuntimeError("injected failure")
         records = []
-        for workdir in workdirs:
+        for config, workdir in zip(configs, workdirs):
             os.makedirs(workdir, exist_ok=True)
             record = {"status": "done", "ema_top1": 0.9, "ema_top5": 0.99, "params": 1,
-                      "macs": 2, "images_per_s": 100.0}
+                      "macs": 2, "images_per_s": 100.0, "config": config.to_dict()}
             with open(os.path.join(workdir, "final.json"), "w") as f:
                 json.dump(record, f)
             records.append(record)

@@ -72,3 +72,18 @@ def test_a_data_dir_without_fashion_mnist_is_one_sentence_without_tfds(tmp_path,
         input_pipeline.create(config, 16, 100)
     assert str(raised.value).startswith(f"Fashion-MNIST is not at {tmp_path} (missing "
                                         "train-images-idx3-ubyte.gz); install it with")
+
+
+@pytest.mark.parametrize("cut", [0.5, 0.999])
+def test_a_truncated_idx_file_is_one_sentence(tmp_path, cut):
+    """Cut in the compressed stream (EOFError) or in the array behind a whole-looking one."""
+    import gzip
+    path = tmp_path / "train-labels-idx1-ubyte.gz"
+    payload = bytes([0, 0, 8, 1]) + (1000).to_bytes(4, "big") + bytes(range(200)) * 5
+    whole = gzip.compress(payload if cut < 0.9 else payload[:-10])
+    path.write_bytes(whole[:int(len(whole) * cut)] if cut < 0.9 else whole)
+    with pytest.raises(input_pipeline.DatasetDamaged) as raised:
+        input_pipeline._read_idx(str(path))
+    message = str(raised.value)
+    assert message.startswith(f"{path} is damaged (") and message.count("; ") == 1
+    assert message.endswith("or point config.data_dir at an intact copy.")

@@ -19,7 +19,7 @@ CASES = [
     ("gradient_clip_norm", -2.0, 0.0), ("weight_decay", -1e-5, 0.0),
     ("label_smoothing", 1.0, 0.0), ("aux_loss_weight", -0.4, 0.0),
     ("rmsprop_decay", 1.0, 0.0), ("rmsprop_epsilon", 0.0, 1e-8), ("momentum", 1.0, 0.0),
-    ("num_epochs", -1.0, 0.0), ("max_eval_examples", -1, 0), ("log_every_steps", 0, 1),
+    ("num_epochs", -1.0, 0.0), ("num_epochs", float("inf"), 0.0), ("max_eval_examples", -1, 0), ("log_every_steps", 0, 1),
     ("eval_every_steps", -1, 0), ("checkpoint_every_steps", 0, 1), ("keep_checkpoints", 0, 1),
     ("seed", -1, 0), ("image_size", 0, 75), ("shuffle_buffer", 0, 1), ("data_threads", 0, 1),
     ("model.batch_norm_decay", 1.0, 0.0), ("model.batch_norm_epsilon", 0.0, 1e-5),

@@ -1,8 +1,10 @@
 """Sweeps: expansion, selection, fixed cost, seeds per program, failures, shards, locks,
 resume after a kill, and the built-in experiments' dry runs."""
 
+import errno
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -10,7 +12,7 @@ import sys
 import pytest
 
 from experiments import factorization, grid_reduction, paper_table3, quickstart, receptive_field
-from inception_flax import cost, results, sweep
+from inception_flax import cli, cost, input_pipeline, results, sweep
 from tests.helpers import (ROOT, assert_trees_equal, env, fake_train, final_params,
                            needs_fashion_mnist, sweep_config, wait_for)
 
@@ -104,7 +106,7 @@ def test_seeds_per_program_groups_a_variants_seeds_into_units_of_work():
         sweep.seeds_per_program(config)
 
 
-def test_a_failure_leaves_the_others_and_is_marked(tmp_path, capsys):
+def test_a_failure_leaves_the_others_is_marked_and_is_retried(tmp_path, capsys):
     config = sweep_config(seeds=(0, 1))
     calls = []
     failed = sweep.run_sweep(config, str(tmp_path), train_fn=fake_train(calls, ["fig5/seed1"]))
@@ -114,13 +116,150 @@ def test_a_failure_leaves_the_others_and_is_marked(tmp_path, capsys):
     rows = {r["variant"]: r for r in results.write(str(tmp_path))}
     assert rows["fig5"]["status"] == "1 done, 1 failed"
     assert "1 failed" in (tmp_path / "results.md").read_text()
-    # Finished runs (done or failed) are not run again; their records stay as they are.
-    records = {p: p.read_text() for p in tmp_path.glob("*/seed*/final.json")}
+    # Done runs are not run again and their records stay; the failed one is retried.
+    records = {p: p.read_text() for p in tmp_path.glob("fig4/seed*/final.json")}
     capsys.readouterr()
     again = []
-    assert sweep.run_sweep(config, str(tmp_path), train_fn=fake_train(again)) == 1
-    assert again == [] and "[1/4] fig4/seed0: done already, skipped" in capsys.readouterr().out
-    assert {p: p.read_text() for p in tmp_path.glob("*/seed*/final.json")} == records
+    assert sweep.run_sweep(config, str(tmp_path), train_fn=fake_train(again)) == 0
+    out = capsys.readouterr().out
+    assert again == [str(tmp_path / "fig5" / "seed1")]
+    assert "[1/4] fig4/seed0: done already, skipped" in out
+    assert ("[4/4] fig5/seed1: failed before (RuntimeError: injected failure); retrying (that "
+            "record is kept as final.failed.json)") in out
+    assert {p: p.read_text() for p in tmp_path.glob("fig4/seed*/final.json")} == records
+    assert json.load(open(tmp_path / "fig5" / "seed1" / "final.failed.json"))["status"] == "failed"
+    assert results.summarize(str(tmp_path))[1]["status"] == "2 done"
+
+
+def test_a_diverged_run_stays_recorded_unless_asked(tmp_path, capsys):
+    config = sweep_config(seeds=(0,))
+    sweep.run_sweep(config, str(tmp_path), train_fn=fake_train([]))
+    path = tmp_path / "fig5" / "seed0" / "final.json"
+    path.write_text(json.dumps(dict(json.load(open(path)), status="diverged",
+                                    error="the loss became nan at step 3")))
+    calls = []
+    assert sweep.run_sweep(config, str(tmp_path), train_fn=fake_train(calls)) == 1
+    assert calls == [] and "fig5/seed0: diverged already, skipped" in capsys.readouterr().out
+    assert sweep.run_sweep(config, str(tmp_path), train_fn=fake_train(calls),
+                           retry_diverged=True) == 0
+    assert calls == [str(tmp_path / "fig5" / "seed0")]
+    moved = [p for p in os.listdir(tmp_path / "fig5") if p.startswith("seed0.diverged-")]
+    assert len(moved) == 1 and f"moved aside as {tmp_path}/fig5/{moved[0]}" in \
+        capsys.readouterr().out
+
+
+def test_a_finished_sweep_is_refused_under_another_config(tmp_path, capsys):
+    config = sweep_config(seeds=(0, 1))
+    sweep.run_sweep(config, str(tmp_path), train_fn=fake_train([]))
+    plan = (tmp_path / "sweep.json").read_text()
+    calls = []
+    for field, value in (("global_batch_size", 32), ("learning_rate", 0.3)):
+        changed = sweep_config(seeds=(0, 1))
+        changed[field] = value
+        with pytest.raises(ValueError) as refused:
+            sweep.run_sweep(changed, str(tmp_path), train_fn=fake_train(calls))
+        assert str(refused.value) == (
+            f"{tmp_path}/fig4/seed0 was made under another config (it differs in {field}) (and "
+            "3 other run(s)); use another --workdir, the config they were made with, or "
+            "--set_aside_stale to move them aside and train them afresh.")
+    model = sweep_config(seeds=(0, 1))
+    model.model.depth_multiplier = 0.25
+    with pytest.raises(ValueError, match=r"differs in model.depth_multiplier\)"):
+        sweep.run_sweep(model, str(tmp_path), train_fn=fake_train(calls))
+    assert calls == [] and (tmp_path / "sweep.json").read_text() == plan  # nothing written
+    # Bookkeeping fields leave the runs as they are.
+    same = sweep_config(seeds=(0, 1))
+    same.update(log_every_steps=5, eval_batch_size=50)
+    assert sweep.run_sweep(same, str(tmp_path), train_fn=fake_train(calls)) == 0
+    assert calls == []
+    # Asked to, the stale runs are moved aside and trained again; the table counts the new.
+    changed = sweep_config(seeds=(0, 1))
+    changed.learning_rate = 0.3
+    capsys.readouterr()
+    assert sweep.run_sweep(changed, str(tmp_path), train_fn=fake_train(calls),
+                           set_aside_stale=True) == 0
+    assert len(calls) == 4 and "moved aside as" in capsys.readouterr().out
+    assert len(list(tmp_path.glob("fig4/seed0.stale-*"))) == 1
+    for final in tmp_path.glob("*/seed?/final.json"):
+        assert json.load(open(final))["config"]["learning_rate"] == 0.3
+
+
+def test_a_workdir_of_the_code_before_is_accepted_where_its_config_is_the_same(tmp_path,
+                                                                                capsys):
+    """The committed quickstart (made before the rule, 2026-11-28): every run is its config's
+    run, and the tables are the committed ones."""
+    workdir = tmp_path / "quickstart"
+    shutil.copytree(os.path.join(ROOT, "experiments", "results", "quickstart"), workdir,
+                    ignore=shutil.ignore_patterns("one_process"))
+    committed = (workdir / "results.csv").read_text()
+    calls = []
+    assert sweep.run_sweep(quickstart.get_config(), str(workdir),
+                           train_fn=fake_train(calls)) == 0
+    assert calls == [] and capsys.readouterr().out.count("done already, skipped") == 6
+    results.write(str(workdir))
+    assert (workdir / "results.csv").read_text() == committed
+    changed = quickstart.get_config()
+    changed.global_batch_size = 32
+    with pytest.raises(ValueError, match=r"fig4/seed0 was made under another config \(it "
+                                         r"differs in global_batch_size\) \(and 5 other"):
+        sweep.run_sweep(changed, str(workdir), train_fn=fake_train(calls))
+
+
+def test_a_damaged_record_counts_as_unfinished(tmp_path, capsys):
+    config = sweep_config(seeds=(0,))
+    sweep.run_sweep(config, str(tmp_path), train_fn=fake_train([]))
+    (tmp_path / "fig4" / "seed0" / "final.json").write_text('{"status": "do')
+    (tmp_path / "fig5" / "seed0" / "final.json").write_text("null")
+    rows = results.write(str(tmp_path))
+    assert [r["status"] for r in rows] == ["1 not run", "1 not run"]
+    assert capsys.readouterr().err.count("is damaged") == 2
+    calls = []
+    assert sweep.run_sweep(config, str(tmp_path), train_fn=fake_train(calls)) == 0
+    assert len(calls) == 2 and "set aside as final.json.damaged" in capsys.readouterr().err
+    assert (tmp_path / "fig5" / "seed0" / "final.json.damaged").read_text() == "null"
+    assert [r["status"] for r in results.write(str(tmp_path))] == ["1 done", "1 done"]
+
+
+def test_a_record_made_under_another_config_is_not_counted(tmp_path):
+    config = sweep_config(seeds=(0, 1))
+    sweep.run_sweep(config, str(tmp_path), train_fn=fake_train([]))
+    path = tmp_path / "fig5" / "seed1" / "final.json"
+    record = json.load(open(path))
+    record["config"]["num_epochs"] = 9.0  # e.g. copied in from another sweep
+    path.write_text(json.dumps(record))
+    assert [r["status"] for r in results.write(str(tmp_path))] == ["2 done", "1 done, 1 stale"]
+
+
+def test_bad_data_and_a_full_disk_stop_the_sweep_and_record_nothing(tmp_path):
+    config = sweep_config(seeds=(0,))
+    for error in (input_pipeline.DatasetDamaged("train-images-idx3-ubyte.gz is damaged"),
+                  OSError(errno.ENOSPC, "No space left on device")):
+        def broken(configs, workdirs, error=error):
+            raise error
+        with pytest.raises(type(error)):
+            sweep.run_sweep(config, str(tmp_path), train_fn=broken)
+        assert not list(tmp_path.glob("*/seed0/final.json"))
+
+
+def test_duplicate_seeds_and_variants_are_refused():
+    with pytest.raises(ValueError, match=r"sweep.seeds=\(0, 0, 1\) lists seed\(s\) 0 more "
+                                         r"than once; give each seed once"):
+        sweep.expand(sweep_config(seeds=(0, 0, 1)))
+    with pytest.raises(ValueError, match="whole numbers >= 0"):
+        sweep.expand(sweep_config(seeds=(0, -1)))
+    with pytest.raises(ValueError, match=r"must be distinct.*got 'a\+b\+c'"):
+        sweep.expand(sweep_config(axes=[{"a+b": {}, "a": {}}, {"c": {}, "b+c": {}}],
+                                  baseline="a+c"))
+    with pytest.raises(ValueError, match="without '/'"):
+        sweep.expand(sweep_config(axes=[{"a/b": {}}], baseline="a/b"))
+
+
+def test_a_repeated_config_flag_is_replaced_not_appended():
+    argv = ["run_experiment.py", "--config", "q.py", "--config.sweep.seeds=(0,1)", "--workdir",
+            "w", "--config.sweep.seeds", "(0,)", "--config.seed=3", "--config.seed", "-1"]
+    assert cli.last_wins(argv, "--config.") == [
+        "run_experiment.py", "--config", "q.py", "--workdir", "w", "--config.sweep.seeds",
+        "(0,)", "--config.seed", "-1"]
 
 
 def test_a_slurm_array_task_is_its_shard(monkeypatch):

@@ -1,6 +1,7 @@
-"""The README's main job: the paper's claim of section 3.1, figure 4 (GoogLeNet's 35×35 module,
-with a 5×5) against figure 5 (its 5×5 as two 3×3), both in the released module's widths (a
-reconstruction: the paper gives none), three seeds each, on Fashion-MNIST. Baseline: figure 4.
+"""The README's main job: the paper's claim of section 3.1, figure 4 (GoogLeNet's Inception
+module, with a 5×5, on the 35×35 grid) against figure 5 (its 5×5 as two 3×3), both in the
+released module's widths (a reconstruction: the paper gives none), three seeds each, on
+Fashion-MNIST. Baseline: figure 4.
 
     python run_experiment.py --config experiments/quickstart.py --workdir runs/quickstart \
         --workers 2

@@ -41,7 +41,7 @@ class Stem(nn.Module):
         # Section 9: the 151 and 79 networks drop the stride of the first layer, and the 79
         # network drops the first max pool too.
         stride = 2 if cfg.receptive_field == 299 else 1
-        if cfg.stem == "7x7":  # table 3, "Inception-v2 basic": one 7×7 before factorizing
+        if cfg.stem in ("7x7", "table1_7x7"):  # table 3, "Inception-v2 basic": one 7×7
             layers = [Conv("Conv2d_1a_7x7", d(64), (7, 7), stride, "VALID")]
         else:  # the factorized 7×7: three 3×3 (section 6)
             layers = [Conv("Conv2d_1a_3x3", d(32), (3, 3), stride, "VALID"),
@@ -49,7 +49,7 @@ class Stem(nn.Module):
                       Conv("Conv2d_2b_3x3", d(64), (3, 3))]
         if cfg.receptive_field != 79:
             layers.append(Pool("MaxPool_3a_3x3", "max", (3, 3), 2, "VALID"))
-        if cfg.stem == "table1":  # table 1 as printed: 73 → 71 → 35, 288 channels out
+        if cfg.stem in ("table1", "table1_7x7"):  # table 1 as printed: 73 → 71 → 35, 288 out
             layers += [Conv("Conv2d_3b_3x3", d(80), (3, 3), 1, "VALID"),
                        Conv("Conv2d_4a_3x3", d(192), (3, 3), 2, "VALID"),
                        Conv("Conv2d_4b_3x3", d(288), (3, 3))]

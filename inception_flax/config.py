@@ -14,7 +14,7 @@ import dataclasses
 import typing
 from typing import Literal
 
-Stem = Literal["released", "table1", "7x7"]
+Stem = Literal["released", "table1", "7x7", "table1_7x7"]
 Module35 = Literal["released", "fig4", "fig5", "released_5x5_as_3x3"]
 Module17 = Literal["asymmetric", "full", "3x3"]
 Module8 = Literal["expanded", "plain"]
@@ -55,10 +55,15 @@ class InceptionConfig:
           (73→71), 3×3/2 conv to 192 (71→35), 3×3 conv to 288 (SAME); the first 35×35 module
           sees 288 channels. Paddings follow from the table's sizes.
         "7x7": a single 7×7/2 convolution in place of the three 3×3 convolutions Conv2d_1a..2b,
-          for the "Inception-v2 basic" row of table 3 (before "+ Factorized 7×7"). A
-          RECONSTRUCTION: the paper gives neither its width nor its padding; we assume 64
-          filters (the width of the stack it replaces, as in GoogLeNet's first layer) and
-          VALID padding (299→147, the grid the stack reaches). The rest is the released stem.
+          on the released stem: the factorization of section 6 undone on the released
+          network. A RECONSTRUCTION: the paper gives neither its width nor its padding; we
+          assume 64 filters (the width of the stack it replaces, as in GoogLeNet's first
+          layer) and VALID padding (299→147, the grid the stack reaches). The rest is the
+          released stem.
+        "table1_7x7": the same 7×7/2 convolution in place of table 1's three 3×3, the rest as
+          "table1": the stem of table 3's "Inception-v2 basic" row (before "+ Factorized
+          7×7"), whose network is table 1's (`inception_v2_basic`). A RECONSTRUCTION, as
+          "7x7".
       receptive_field: section 9, table 2: networks for 299/151/79-pixel inputs that the paper
         says cost the same. 299: Conv2d_1a stride 2 and MaxPool_3a (released). 151: Conv2d_1a
         stride 1, MaxPool_3a kept: from 151×151 inputs the same grids and exactly the same
@@ -224,21 +229,25 @@ class InceptionConfig:
 
 
 INCEPTION_V3 = InceptionConfig()
+INCEPTION_V2 = INCEPTION_V3.replace(stem="table1", module_35="fig5", modules_per_grid=(3, 5, 2))
 
 PRESETS: dict[str, InceptionConfig] = {
     # The released network (TF-slim, with its BN-auxiliary head; Keras has no aux head).
     "inception_v3": INCEPTION_V3,
-    # Table 3's ladder. "Inception-v2 basic": 7×7 stem, auxiliary head without BN in its
-    # fully connected layer; the optimizer and label-smoothing rungs are training choices.
-    "inception_v2_basic": INCEPTION_V3.replace(stem="7x7", aux_head="plain"),
-    "inception_v2_factorized_7x7": INCEPTION_V3.replace(aux_head="plain"),
     # Table 1 as printed: its stem, figure 5 at 35×35, and "3×", "5×", "2×" read as counts of
     # the figure each row names (5, 6, 7), so the figure-10 grid reductions Mixed_6a and
     # Mixed_7a are not among them: (3, 5, 2). Counting each reduction in the row of the grid it
     # takes in would give (2, 4, 2); the released network, (3, 4, 2), matches neither reading.
-    # The fifth 17×17 module's width is ours (c = 160, as its neighbours).
-    "inception_v2_table1": INCEPTION_V3.replace(stem="table1", module_35="fig5",
-                                                modules_per_grid=(3, 5, 2)),
+    # The fifth 17×17 module's width is ours (c = 160, as its neighbours). With the
+    # BN-auxiliary head: table 3's last row, the paper's Inception-v3 (table 1's network with
+    # every change of table 3).
+    "inception_v2_table1": INCEPTION_V2,
+    # Table 3's ladder is built on table 1's network (section 6: "Inception-v2"). "Inception-v2
+    # basic": its first three 3×3 as one 7×7 (a reconstruction: `stem`), and an auxiliary
+    # head without batch norm in its fully connected layer (our reading: `aux_head`); the
+    # RMSProp and label-smoothing rungs are training choices (experiments/paper_table3.py).
+    "inception_v2_basic": INCEPTION_V2.replace(stem="table1_7x7", aux_head="plain"),
+    "inception_v2_factorized_7x7": INCEPTION_V2.replace(aux_head="plain"),
     # Section 9, table 2.
     "receptive_field_299": INCEPTION_V3,
     "receptive_field_151": INCEPTION_V3.replace(receptive_field=151),

@@ -53,6 +53,8 @@ class LayerCost:
     batch_norm_statistics: int
     macs: int
     macs_on_image: int  # taps on SAME padding's zeros left out (what XLA's cost analysis counts)
+    batch_norm: bool = False  # a convolution's batch norm (False: a bias, or a pooling layer)
+    relu: bool = False  # a ReLU after it
 
     @property
     def training_only(self) -> bool:
@@ -145,7 +147,8 @@ def _cost(config: InceptionConfig, image_hw: tuple[int, int]) -> CostTable:
             layers.append(LayerCost(
                 name, "conv", spec.kernel, spec.stride, spec.padding, (h_in, w_in, c_in),
                 (h, w, c), params=kernel + c, batch_norm_statistics=2 * c if spec.batch_norm
-                else 0, macs=h * w * kernel, macs_on_image=taps * c_in * c))
+                else 0, macs=h * w * kernel, macs_on_image=taps * c_in * c,
+                batch_norm=spec.batch_norm, relu=spec.relu))
         else:
             spec = module.spec
             layers.append(LayerCost(
@@ -208,10 +211,12 @@ class Part:
 
     @property
     def structure(self) -> tuple:
-        """What the part computes, apart from its widths: two variants with equal structures
-        differ here only in width (a fixed-cost sweep's depth_multiplier)."""
+        """What the part computes, apart from its widths: every layer's name, type, kernel,
+        stride, padding and grid, whether it has batch norm (else a bias) and a ReLU. Two
+        variants with equal structures differ here only in width (a fixed-cost sweep's
+        depth_multiplier)."""
         return tuple((l.name.split("/", 1)[-1], l.type, l.kernel, l.stride, l.padding,
-                      l.input_shape[:2]) for l in self.layers)
+                      l.input_shape[:2], l.batch_norm, l.relu) for l in self.layers)
 
     def kernels_over_grid(self) -> list[tuple[int, int]]:
         """The distinct convolution kernels larger than the grid they act on, in either

@@ -256,9 +256,9 @@ def describe(config: ml_collections.ConfigDict) -> str:
 
 def dry_run(units: list[list[Run]]) -> tuple[str, list[str]]:
     """The listing `--dry_run` prints (every run's width, parameters, multiply-adds, input
-    and the grids its stages of modules act on; the parts where the variants differ; the
-    seeds trained together), and the warnings for kernels larger than their grid (for
-    stderr)."""
+    and the grids its stages of modules act on; the parts of the network and the config
+    fields in which the variants differ; the seeds trained together), and the warnings for
+    kernels larger than their grid (for stderr)."""
     runs = [run for unit in units for run in unit]
     reports = {run.variant: cost.cost(run.model_config(), run.config.image_size)
                for run in runs}
@@ -279,12 +279,26 @@ def dry_run(units: list[list[Run]]) -> tuple[str, list[str]]:
         lines.append("variants differ in: " + "; ".join(
             f"{name} ({scopes}) on {grids}" for name, (scopes, grids) in differ.items())
             + ("  (* in the grid columns)" if set(differ) & set(cost.MODULE_STAGES) else ""))
+    fields = _differing_fields(runs)
+    if fields:
+        lines.append("variants' configs differ in: " + "; ".join(
+            f"{field} ({', '.join(values)})" for field, values in fields.items()))
     if any(len(unit) > 1 for unit in units):
         lines.append("trained together, one program each: " + "; ".join(
             f"{unit[0].variant}/seed " + ", ".join(str(r.seed) for r in unit) for unit in units))
     warnings = list(dict.fromkeys(line for report in reports.values()
                                   for line in cost.grid_warnings(report)))
     return "\n".join(lines), warnings
+
+
+def _differing_fields(runs: list[Run]) -> dict:
+    """{field: its values, in the variants' order} for every field of the config but `seed`
+    (and the bookkeeping ones, `run_dir.identity`) that is not the same in all variants:
+    training fields (the optimizer, label smoothing...) and model fields alike."""
+    configs = {run.variant: run_dir.identity(run.config) for run in runs}
+    names = sorted(set().union(*configs.values()) - {"seed"})
+    return {name: list(dict.fromkeys(json.dumps(c.get(name)) for c in configs.values()))
+            for name in names if len({json.dumps(c.get(name)) for c in configs.values()}) > 1}
 
 
 def _differing_parts(reports: dict) -> dict:

@@ -193,6 +193,22 @@ def test_stem_table1_as_printed():
     assert "Stem/MaxPool_5a_3x3" not in layers
 
 
+def test_table3_basic_is_table1s_network_with_a_7x7():
+    """Table 3's ladder starts from table 1's network: "Inception-v2 basic" has table 1's
+    stem with its three 3×3 as one 7×7, and the head without BN-auxiliary."""
+    basic = get_preset("inception_v2_basic")
+    assert basic == get_preset("inception_v2_table1").replace(stem="table1_7x7",
+                                                              aux_head="plain")
+    assert basic.module_35 == "fig5" and basic.modules_per_grid == (3, 5, 2)
+    layers, table1 = rows(basic), rows(basic.replace(stem="table1"))
+    assert layers["Stem/Conv2d_1a_7x7"].output_shape == (147, 147, 64)
+    assert "Stem/Conv2d_2a_3x3" not in layers and "Stem/Conv2d_3b_1x1" not in layers
+    for name in ("Stem/Conv2d_3b_3x3", "Stem/Conv2d_4a_3x3", "Stem/Conv2d_4b_3x3"):
+        assert layers[name] == table1[name]  # table 1's layers after the first pool
+    assert layers["Mixed_5b/Branch_0/Conv2d_0a_1x1"].input_shape == (35, 35, 288)
+    assert get_preset("inception_v2_factorized_7x7") == basic.replace(stem="table1")
+
+
 @pytest.mark.parametrize("mode", ["fig10", "fig9_pool_first", "fig9_module_first"])
 def test_grid_reduction(mode):
     layers = rows(RELEASED.replace(grid_reduction=mode))

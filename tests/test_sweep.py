@@ -283,6 +283,33 @@ def test_every_run_is_checked_before_the_first_starts(tmp_path):
     assert calls == [] and not os.path.exists(tmp_path / "sweep")
 
 
+def dry_run_of(experiment, only):
+    config = experiment.get_config()
+    config.sweep.only, config.sweep.seeds = only, (0,)
+    return sweep.dry_run(sweep.programs(sweep.expand(config), 1))[0].splitlines()
+
+
+def test_the_dry_run_names_every_difference_that_changes_the_function():
+    # A ReLU removed between factorized convolutions: every part with a factorization.
+    lines = dry_run_of(factorization, "released,linear_factorization")
+    assert lines[-2] == (
+        "variants differ in: 35×35 modules (Mixed_5b-5d) on 7×7; 35→17 reduction (Mixed_6a) on "
+        "7×7; 17×17 modules (Mixed_6b-6e) on 3×3; 17→8 reduction (Mixed_7a) on 3×3  (* in the "
+        "grid columns)")
+    assert lines[-1] == 'variants\' configs differ in: model.factorization_activation ("relu", ' \
+        '"linear")'
+    # Batch norm in the auxiliary head's fully connected layer (a bias without it).
+    assert dry_run_of(paper_table3, "+factorized_7x7,+bn_auxiliary")[-2:] == [
+        "variants differ in: auxiliary head (AuxLogits) on 5×5",
+        'variants\' configs differ in: model.aux_head ("plain", "bn")']
+    # Rungs that differ in training fields only: the network is the same.
+    for only, line in (("v2_basic,+rmsprop", 'optimizer ("momentum", "rmsprop")'),
+                       ("+rmsprop,+label_smoothing", "label_smoothing (0.0, 0.1)")):
+        lines = dry_run_of(paper_table3, only)
+        assert lines[-1] == f"variants' configs differ in: {line}"
+        assert not any(l.startswith("variants differ in") for l in lines)
+
+
 EXPERIMENTS = [quickstart, factorization, grid_reduction, receptive_field, paper_table3]
 
 

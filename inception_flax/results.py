@@ -27,6 +27,9 @@ from absl import flags
 from inception_flax import cli, run_dir, run_log
 
 NO_PLAN = "{} holds no sweep.json; give the --workdir of a sweep."
+FOOTER = ("Errors of the EMA weights on the evaluation split, mean ± std over seeds, and the 95% "
+          "t-interval of the mean. Δ top-1: difference to the baseline in points, 95% Welch "
+          "interval.")
 COLUMNS = ("variant", "params", "multiply-adds", "top-1 err %", "top-1 err 95% CI",
            "top-5 err %", "Δ top-1 (95% CI)", "images/s", "status")
 
@@ -119,6 +122,7 @@ def summarize(workdir: str, data: dict | None = None) -> list[dict]:
                "top1": mean_std(top1), "top1_ci": mean_interval(top1), "top5": mean_std(top5),
                "images_per_s": mean_std([f.get("images_per_s") for f in done])[0],
                "status": ", ".join(f"{statuses.count(s)} {s}" for s in dict.fromkeys(statuses)),
+               "cpu_cores": core_split(done),
                "delta": None, "baseline": name == baseline, "paper": paper.get(name),
                "note": notes.get(name, "")}
         base = errors(data["variants"][baseline], "ema_top1") if baseline in data["variants"] \
@@ -191,14 +195,12 @@ def _write_tables(workdir: str) -> list[dict]:
     marks = {r["variant"]: f" ({chr(ord('a') + i)})" for i, r in enumerate(noted)}
     table = [_cells(r, marks.get(r["variant"], "")) + (_paper_cells(r) if has_paper else [])
              for r in rows]
-    notes = [f"({chr(ord('a') + i)}) {r['variant']}: {r['note']}" for i, r in enumerate(noted)]
+    notes = [FOOTER] + [f"({chr(ord('a') + i)}) {r['variant']}: {r['note']}"
+                        for i, r in enumerate(noted)] + core_split_notes(rows)
 
     lines = ["| " + " | ".join(columns) + " |",
              "|" + "|".join("---" if i == 0 else "---:" for i in range(len(columns))) + "|"]
     lines += ["| " + " | ".join(cells) + " |" for cells in table]
-    lines += ["", "Errors of the EMA weights on the evaluation split, mean ± std over seeds, and "
-              "the 95% t-interval of the mean. Δ top-1: difference to the baseline in points, "
-              "95% Welch interval."]
     for note in notes:
         lines += ["", note]
     _write(workdir, "results.md", "\n".join(lines) + "\n")
@@ -208,14 +210,15 @@ def _write_tables(workdir: str) -> list[dict]:
     writer.writerow(["variant", "params", "macs", "top1_err_mean", "top1_err_std", "n",
                      "top1_err_ci_low", "top1_err_ci_high", "top5_err_mean", "top5_err_std",
                      "delta_top1", "delta_low", "delta_high", "images_per_s", "status",
-                     "paper_top1_err", "paper_top5_err", "note"])
+                     "paper_top1_err", "paper_top5_err", "note", "cpu_cores"])
     for r in rows:
         delta = r["delta"] or (math.nan, math.nan, math.nan)
         paper = r["paper"] or {}
         writer.writerow([r["variant"], r["params"], r["macs"], r["top1"][0], r["top1"][1],
                          r["top1"][2], *r["top1_ci"], r["top5"][0], r["top5"][1], *delta,
                          r["images_per_s"], r["status"], paper.get("top1", ""),
-                         paper.get("top5", ""), r["note"]])
+                         paper.get("top5", ""), r["note"],
+                         " ".join(map(str, r["cpu_cores"]))])
     _write(workdir, "results.csv", out.getvalue())
 
     def tex(text: str) -> str:
@@ -233,6 +236,31 @@ def _write_tables(workdir: str) -> list[dict]:
 
     _plots(workdir, rows, data)
     return rows
+
+
+def core_split(records: list[dict]) -> list:
+    """The distinct CPU core counts the runs of `records` were trained with ("?" for a run on
+    a CPU that did not record them; runs on an accelerator are left out)."""
+    return sorted({r.get("cpu_cores", "?") for r in records
+                   if r.get("backend", "cpu") == "cpu"}, key=str)
+
+
+def core_split_notes(rows: list[dict]) -> list[str]:
+    """A footnote where the table's runs were trained under different CPU core splits: XLA:CPU
+    rounds by the cores a process has, and any change of rounding sends a run along another
+    trajectory within its first steps (benchmarks/NOTES.md), as another seed would."""
+    splits = {}
+    for row in rows:
+        for cores in row["cpu_cores"]:
+            splits.setdefault(cores, []).append(row["variant"])
+    if len(splits) < 2:
+        return []
+    said = "; ".join(f"{cores} core(s): {', '.join(names)}"
+                     for cores, names in sorted(splits.items(), key=lambda item: str(item[0])))
+    return [f"Runs trained under different CPU core splits ({said}). XLA:CPU rounds by the "
+            "cores a process has, and a change of rounding sends a run along another trajectory "
+            "within its first steps, as another seed does; no effect of the core count itself "
+            "was found (benchmarks/NOTES.md, core split), but compare variants trained alike."]
 
 
 def _write(workdir: str, name: str, text: str) -> None:

@@ -434,7 +434,7 @@ def set_up(configs, workdirs, compilation_cache_dir, set_aside_stale=False) -> T
     table = cost.cost(model_cfg, config.image_size)
     records = [{"config": c.to_dict(), "allocator": malloc.active(),
                 # XLA:CPU splits its work by the cores it may use, so they set its rounding
-                "cpu_cores": len(os.sched_getaffinity(0)),
+                "backend": jax.default_backend(), "cpu_cores": len(os.sched_getaffinity(0)),
                 "params": table.total.params, "macs": table.total.macs,
                 "training_params": table.training_total.params, "total_steps": total_steps,
                 "steps_per_epoch": dataset.steps_per_epoch} for c in configs]

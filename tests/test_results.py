@@ -137,3 +137,26 @@ def test_command_line_new_and_old_spellings(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "holds no sweep.json" in err
     assert results.main(["--help"]) == 0 and "--workdir" in capsys.readouterr().out
+
+
+def test_a_table_of_runs_under_different_core_splits_says_so(tmp_path):
+    write_made_up(str(tmp_path), {"base": [0.90, 0.88], "new": [0.93, 0.91]})
+
+    def set_cores(cores_by_run):
+        for (variant, seed), cores in cores_by_run.items():
+            path = tmp_path / variant / f"seed{seed}" / "final.json"
+            path.write_text(json.dumps(dict(json.load(open(path)), cpu_cores=cores)))
+    set_cores({("base", 0): 2, ("base", 1): 2, ("new", 0): 1, ("new", 1): 1})
+    results.write(str(tmp_path))
+    note = "Runs trained under different CPU core splits (1 core(s): new; 2 core(s): base)."
+    assert note in (tmp_path / "results.md").read_text()
+    assert note in (tmp_path / "results.tex").read_text()
+    assert [r["cpu_cores"] for r in csv.DictReader(open(tmp_path / "results.csv"))] == ["2", "1"]
+    set_cores({("new", 0): 2, ("new", 1): 2})
+    results.write(str(tmp_path))
+    assert "core splits" not in (tmp_path / "results.md").read_text()
+    # A run on an accelerator is not split by CPU cores.
+    path = tmp_path / "new" / "seed1" / "final.json"
+    path.write_text(json.dumps(dict(json.load(open(path)), cpu_cores=16, backend="gpu")))
+    results.write(str(tmp_path))
+    assert "core splits" not in (tmp_path / "results.md").read_text()

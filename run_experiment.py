@@ -86,7 +86,10 @@ def run_workers(config, workdir: str, count: int) -> int:
                          f"drives the device; sweep.seeds_per_program shares it between seeds).")
     runs = sweep.check(config)  # every run's config and directory, before a worker starts
     sweep.find_stale(workdir, runs, FLAGS.set_aside_stale)
+    from inception_flax import stages
     code = workers.run(count, sys.orig_argv[1:])
+    while not code and stages.more_to_run(config, workdir):  # until decided: stage by stage
+        code = workers.run(count, sys.orig_argv[1:])
     if os.path.exists(os.path.join(workdir, "sweep.json")):  # a worker began the sweep
         write_tables(workdir)
     if code:

@@ -13,6 +13,10 @@ An experiment file (`experiments/NAME.py`) is an ordinary config whose `sweep` f
     config.sweep.only = ""                # comma-separated names or globs: run only these
     config.sweep.notes = {}               # variant: a footnote for the tables
     config.sweep.seeds_per_program = 1    # seeds of a variant trained together (jax.vmap)
+    config.sweep.alpha = 0.05             # family-wise error of the table's verdicts (decide.py)
+    config.sweep.margin = 0.0             # points of top-1 error; 0: no equivalence verdicts
+    config.sweep.until_decided = False    # seeds added in stages until decided (stages.py)
+    config.sweep.min_seeds, config.sweep.max_seeds, config.sweep.seeds_per_stage = 3, 12, 3
 
 Variant names of several axes are joined with "+". Each run lives in `DIR/<variant>/seed<k>/`
 with its own checkpoints and `final.json`; `DIR/sweep.json` lists every planned run.
@@ -246,6 +250,16 @@ def describe(config: ml_collections.ConfigDict) -> str:
         lines.append(f"selected by sweep.only={sweep.only!r}: {', '.join(chosen)}")
     lines.append(f"seeds: {', '.join(str(s) for s in sweep.seeds)}; "
                  f"{seeds_per_program(config)} per program (sweep.seeds_per_program)")
+    if sweep.get("until_decided"):
+        from inception_flax import sequential
+        looks = sequential.looks(sweep.min_seeds, sweep.max_seeds, sweep.seeds_per_stage)
+        lines.append(f"until decided: looks at {', '.join(map(str, looks))} seeds of each "
+                     f"undecided variant and the baseline (the runs below are the most it may "
+                     f"train); α = {sweep.alpha:g} over the variants and looks"
+                     + (f", margin ±{sweep.margin:g} points" if sweep.margin else ", no margin"))
+    elif sweep.get("margin"):
+        lines.append(f"verdicts at α = {sweep.alpha:g} over the variants, margin "
+                     f"±{sweep.margin:g} points")
     if sweep.fixed_cost:
         exempt = tuple(sweep.get("fixed_cost_exempt") or ())
         lines.append("fixed cost: each variant's width solved to the baseline's multiply-adds "
@@ -347,7 +361,8 @@ def run_sweep(config: ml_collections.ConfigDict, workdir: str, shard: str | None
     variant at a time as one program; returns the number that failed or diverged (0: all
     good). `train_fn(configs, run_dirs) -> records` defaults to the trainer
     (`train.train_seeds`), with one compilation cache for the sweep (`workdir/jax_cache`):
-    seeds of a variant compile once.
+    seeds of a variant compile once. With `sweep.until_decided`, the runs come in stages, as
+    `stages.run` decides.
 
     Before any run starts, every run's directory is checked against its config
     (`find_stale`): one made under another config is refused, or with `set_aside_stale`
@@ -365,9 +380,20 @@ def run_sweep(config: ml_collections.ConfigDict, workdir: str, shard: str | None
         cache = os.path.join(workdir, "jax_cache")
         train_fn = functools.partial(train_seeds, compilation_cache_dir=cache)
     runs = check(config)
-    units = shard_of(programs(runs, seeds_per_program(config)), shard)
     stale = find_stale(workdir, runs, set_aside_stale)
+    if config.sweep.get("until_decided"):
+        from inception_flax import stages
+        return stages.run(config, workdir, runs, shard, train_fn, stale, retry_diverged)
     write_plan(workdir, config, runs)
+    units = shard_of(programs(runs, seeds_per_program(config)), shard)
+    bad = run_units(units, workdir, runs, train_fn, stale, retry_diverged)
+    return 0 if bad is None else bad
+
+
+def run_units(units: list[list[Run]], workdir: str, planned: list[Run], train_fn,
+              stale: dict, retry_diverged: bool) -> int | None:
+    """Trains the units (see `run_sweep`); returns how many runs failed or diverged, or None
+    when preempted (SIGTERM: the runs in training saved, the same command goes on)."""
     mine = [run for unit in units for run in unit]
     positions = {run.name: f"[{i + 1}/{len(mine)}] {run.name}" for i, run in enumerate(mine)}
     bad, started, finished_here = 0, time.time(), 0
@@ -385,7 +411,7 @@ def run_sweep(config: ml_collections.ConfigDict, workdir: str, shard: str | None
             if in_use:
                 print(f"{positions[run.name]}: skipped: {in_use}", flush=True)
                 continue
-            _prepare(path, positions[run.name], stale.get(run.name), final)
+            _prepare(path, positions[run.name], stale.pop(run.name, None), final)
             todo.append(run)
         try:
             outcome = _train_unit(train_fn, workdir, todo, positions)
@@ -395,12 +421,12 @@ def run_sweep(config: ml_collections.ConfigDict, workdir: str, shard: str | None
         if outcome is None:
             print("preempted: stopping the sweep; start the same command again to go on",
                   flush=True)
-            return 0
+            return None
         bad += outcome
         finished_here += len(todo)
         if todo:
             left = len(mine) - mine.index(todo[-1]) - 1
-            counts = _counts(workdir, runs)
+            counts = _counts(workdir, planned)
             print(f"sweep: {counts['done']} done, {counts['failed']} failed, {counts['left']} "
                   f"left; this shard's ETA "
                   f"{run_log.format_seconds((time.time() - started) / finished_here * left)}",

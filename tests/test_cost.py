@@ -205,7 +205,7 @@ def test_receptive_field_networks_cost():
 
 
 @pytest.mark.parametrize("preset,size", [("grid_fig9_module_first", 299),
-                                         ("inception_v2_basic", 299)])
+                                         ("receptive_field_79", 79)])
 def test_solver_matches_budget(preset, size):
     target = cost.cost(get_preset("inception_v3"), 299).total.macs
     solved = cost.solve_depth_multiplier(get_preset(preset), size, target)

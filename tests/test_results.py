@@ -12,7 +12,7 @@ import sys
 
 import pytest
 
-from inception_flax import results
+from inception_flax import plots, results
 
 
 def write_made_up(workdir, accuracies_by_variant):
@@ -40,16 +40,19 @@ def test_report_statistics_by_hand(tmp_path):
     rows = {r["variant"]: r for r in results.write(str(tmp_path))}
     mean, std, n = rows["new"]["top1"]
     assert (round(mean, 9), round(std, 9), n) == (9.0, 2.0, 3)
-    # Welch with equal variances and n = 3 each: se = sqrt(4/3 + 4/3), 4 degrees of freedom,
-    # t(0.975, 4) = 2.776445 (tables).
-    diff, low, high = rows["new"]["delta"]
-    half = 2.776445 * math.sqrt(8 / 3)
-    assert diff == pytest.approx(-3.0)
-    assert (low, high) == pytest.approx((-3.0 - half, -3.0 + half), abs=1e-5)
+    # Two variants against the baseline: each difference at 1 - 0.05/2 = 97.5%. The records
+    # carry no config, so their data order is not known: Welch, with equal variances and n = 3
+    # each: se = sqrt(4/3 + 4/3), 4 degrees of freedom, t(0.9875, 4) = 3.495406 (tables).
+    c = rows["new"]["comparison"]
+    half = 3.495406 * math.sqrt(8 / 3)
+    assert c["test"] == "Welch" and c["diff"] == pytest.approx(-3.0)
+    assert (c["low"], c["high"]) == pytest.approx((-3.0 - half, -3.0 + half), abs=1e-5)
+    assert c["verdict"] == "undecided" and rows["partial"]["comparison"]["verdict"] == "undecided"
     assert rows["partial"]["status"] == "1 done, 2 not run"
     assert math.isnan(rows["partial"]["top1"][1])  # one seed: no spread
     markdown = (tmp_path / "results.md").read_text()
-    assert "9.00 ± 2.00 (n=3)" in markdown and "-3.00 [" in markdown and "21.2" in markdown
+    assert "9.00 ± 2.00 (n=3)" in markdown and "-3.00 [-8.71, +2.71] (Welch, 3+3)" in markdown
+    assert "21.2" in markdown and "Δ top-1 [97.5% CI]" in markdown
     csv_lines = (tmp_path / "results.csv").read_text().splitlines()
     assert len(csv_lines) == 4 and csv_lines[0].startswith("variant,params,macs")
     # The 95% t-interval of a mean of 3 with std 2: ± t(0.975, 2) · 2 / √3, t = 4.302653.
@@ -58,7 +61,7 @@ def test_report_statistics_by_hand(tmp_path):
     assert f"[{9 - ci:.2f}, {9 + ci:.2f}]" in markdown
     # The plot draws the table's numbers: the CSV's interval bounds, no bar for one seed.
     table = {r["variant"]: r for r in csv.DictReader(io.StringIO("\n".join(csv_lines)))}
-    for point in results.accuracy_points(list(rows.values())):
+    for point in plots.accuracy_points(list(rows.values())):
         written = table[point["variant"]]
         assert point["top1"] == pytest.approx(float(written["top1_err_mean"]))
         if point["n"] > 1:
@@ -66,7 +69,7 @@ def test_report_statistics_by_hand(tmp_path):
                 (float(written["top1_err_ci_low"]), float(written["top1_err_ci_high"])))
         else:
             assert math.isnan(point["low"]) and written["top1_err_ci_low"] == "nan"
-    assert [p["baseline"] for p in results.accuracy_points(list(rows.values()))] == \
+    assert [p["baseline"] for p in plots.accuracy_points(list(rows.values()))] == \
         [True, False, False]
     assert "| new (a) |" in markdown and "(a) new: a reconstruction" in markdown
     assert (tmp_path / "accuracy_vs_macs.png").stat().st_size > 1000
@@ -89,12 +92,12 @@ def test_training_curves_spread_over_seeds(tmp_path):
                 f.write(json.dumps({"step": step, "loss": loss}) + "\n")
             for step, accuracy in zip((10, 20), evals):
                 f.write(json.dumps({"step": step, "ema_top1": accuracy}) + "\n")
-    bands = results.curve_bands(results.collect(str(tmp_path)))
+    bands = plots.curve_bands(results.collect(str(tmp_path)))
     assert set(bands) == {"base"}  # "new" logged nothing
     # A run that logged its loss but was not evaluated yet (stopped by a preemption).
     with open(tmp_path / "new" / "seed0" / "metrics.jsonl", "w") as f:
         f.write(json.dumps({"step": 10, "loss": 2.0}) + "\n")
-    bands = results.curve_bands(results.collect(str(tmp_path)))
+    bands = plots.curve_bands(results.collect(str(tmp_path)))
     assert bands["new"]["loss"]["mean"] == [2.0] and bands["new"]["eval"]["steps"] == []
     loss, evals = bands["base"]["loss"], bands["base"]["eval"]
     assert loss["steps"] == [10, 20] and loss["n"] == 2  # the steps every seed logged

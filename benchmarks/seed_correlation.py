@@ -31,8 +31,9 @@ PAIRS = os.path.join(ROOT, "benchmarks", "results", "2026-12-02_cpu_core_split_p
 # baseline share their seeds' data order and initial weights (rf79_equal_cost, widened, is
 # kept apart: its initial weights differ).
 COMPARISONS = [
-    ("quickstart fig5 - fig4", "quickstart", "fig5", "fig4"),
-    ("quickstart, one process, fig5 - fig4", "quickstart/one_process", "fig5", "fig4"),
+    ("quickstart fig5 - fig4", "quickstart/2026-11-28_zen3", "fig5", "fig4"),
+    ("quickstart, one process, fig5 - fig4", "quickstart/2026-11-28_zen3/one_process", "fig5",
+     "fig4"),
     ("factorization 35x35_fig4 - released", "factorization_35x35", "35x35_fig4", "released"),
     ("factorization 35x35_fig5 - released", "factorization_35x35", "35x35_fig5", "released"),
     ("receptive_field rf151 - rf299", "receptive_field", "rf151", "rf299"),

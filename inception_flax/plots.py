@@ -109,10 +109,14 @@ def _accuracy_vs_macs(workdir: str, rows: list[dict]) -> None:
     points = accuracy_points(rows)
     fig, ax = plt.subplots(figsize=(7.0, 4.4))
     scale, unit = (1e9, "G") if max([p["macs"] for p in points] or [0]) >= 1e9 else (1e6, "M")
+    xs = [p["macs"] / scale for p in points]
+    step = 0.015 * ((max(xs) - min(xs)) or max(xs, default=1.0))  # points of equal cost apart
     for i, p in enumerate(points):
         bar = None if math.isnan(p["low"]) else [[p["top1"] - p["low"]], [p["high"] - p["top1"]]]
         label = p["variant"] + (" (baseline)" if p["baseline"] else "") + f", n={p['n']}"
-        ax.errorbar(p["macs"] / scale, p["top1"], yerr=bar, capsize=4, label=label,
+        same = [j for j, x in enumerate(xs) if x == xs[i]]
+        x = xs[i] + step * (same.index(i) - (len(same) - 1) / 2)
+        ax.errorbar(x, p["top1"], yerr=bar, capsize=4, label=label,
                     fmt="*" if p["baseline"] else MARKERS[i % len(MARKERS)],
                     markersize=11 if p["baseline"] else 6,
                     color="black" if p["baseline"] else f"C{i % 10}")

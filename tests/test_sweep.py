@@ -191,7 +191,8 @@ def test_a_workdir_of_the_code_before_is_accepted_where_its_config_is_the_same(t
     """The committed quickstart (made before the rule, 2026-11-28): every run is its config's
     run, and the tables are the committed ones."""
     workdir = tmp_path / "quickstart"
-    shutil.copytree(os.path.join(ROOT, "experiments", "results", "quickstart"), workdir,
+    shutil.copytree(os.path.join(ROOT, "experiments", "results", "quickstart",
+                                 "2026-11-28_zen3"), workdir,
                     ignore=shutil.ignore_patterns("one_process"))
     columns = ("top1_err_mean", "top1_err_std", "n")
 

@@ -25,7 +25,7 @@ CHILD = """
 import json, sys
 sys.path.insert(0, {root!r})
 from configs import {config} as module
-from inception_flax import train
+from inception_flax.run import train
 config = module.get_config()
 config.seed, config.num_epochs, config.max_eval_examples = {seed}, {epochs}, 256
 record = train.train_and_evaluate(config, {workdir!r}, compilation_cache_dir={cache!r})

@@ -1,7 +1,7 @@
 """Does a run depend on how many CPU cores its process has, beyond the rounding?
 
 XLA:CPU splits its work by the cores a process may use, so a run's rounding depends on them
-(README, "Sweeps and result tables"). This script separates rounding from a real effect, for
+(docs/sweeps.md). This script separates rounding from a real effect, for
 one quickstart run (figure 4, `--seed`), in two processes pinned to 1 and to 2 cores, from
 the same initial state and the same batches:
 
@@ -39,10 +39,11 @@ def measure(cores: int, seed: int, steps: int, every: int, out: str) -> None:
     import numpy as np
 
     from experiments import quickstart
-    from inception_flax import sweep, train
+    from inception_flax.run import settings, steps, train
+    from inception_flax.sweeps import plan
 
     jax.config.update("jax_enable_x64", True)
-    run = next(r for r in sweep.expand(quickstart.get_config())
+    run = next(r for r in plan.expand(quickstart.get_config())
                if r.variant == "fig4" and r.seed == 0)
     config = run.config
     config.seed, config.compilation_cache = seed, False
@@ -51,7 +52,7 @@ def measure(cores: int, seed: int, steps: int, every: int, out: str) -> None:
         runs = {}
         for dtype in ("float64", "float32"):
             config.model.dtype = dtype
-            runs[dtype] = train.set_up([config.copy_and_resolve_references()],
+            runs[dtype] = train.set_up([settings.validate(config.copy_and_resolve_references())],
                                        [os.path.join(scratch, dtype)], None)
     cast = lambda tree, dtype: jax.tree_util.tree_map(  # noqa: E731
         lambda x: x.astype(dtype) if np.issubdtype(x.dtype, np.floating) else x, tree)
@@ -67,7 +68,7 @@ def measure(cores: int, seed: int, steps: int, every: int, out: str) -> None:
         for step, batch in enumerate(batches):
             if step % every == 0:
                 kept[step] = jax.device_get(state)
-            state, metrics = step_fn(state, train.to_global(batch,
+            state, metrics = step_fn(state, steps.to_global(batch,
                                                             runs[dtype].batch_sharding))
             losses.append(float(metrics["loss"]))
         return losses, kept
@@ -79,7 +80,7 @@ def measure(cores: int, seed: int, steps: int, every: int, out: str) -> None:
     # One step's gradients and batch statistics from each float64 state, in both dtypes.
     errors, saved = [], {}
     for step, state in states.items():
-        batch = train.to_global(batches[step], runs["float32"].batch_sharding)
+        batch = steps.to_global(batches[step], runs["float32"].batch_sharding)
         computed = {}
         for dtype, np_dtype in (("float64", np.float64), ("float32", np.float32)):
             s = cast(state, np_dtype)

@@ -23,7 +23,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np  # noqa: E402
 
-from inception_flax import input_pipeline  # noqa: E402
+from inception_flax.run import input_pipeline  # noqa: E402
 
 
 def jpegs(count: int, height: int = 375, width: int = 500) -> list[bytes]:

@@ -6,7 +6,7 @@ was 32, as its `setup` says; it is 64 since).
     uv run python benchmarks/seeds_together.py [--seeds 3] [--lowerings xla,matmul]
         [--rounds 3] [--steps 20] [--json out.json]
 
-For one seed alone and for `--seeds` seeds as one program (`train.make_steps(grouped=True)`),
+For one seed alone and for `--seeds` seeds as one program (`steps.build(grouped=True)`),
 each with every lowering in `--lowerings`, a fresh process builds the state, compiles and runs
 the first step (its start-up: "startup_s", from the process's first import to the first
 step's result), then `--rounds` rounds of `--steps` steps. The figure is seed-steps per second
@@ -38,28 +38,28 @@ sys.path.insert(0, {root!r})
 import jax, jax.numpy as jnp, numpy as np
 from jax.sharding import NamedSharding, PartitionSpec as P
 from experiments import quickstart
-from inception_flax import models, optim, sweep, train
+from inception_flax.run import settings, steps, train
+from inception_flax.sweeps import plan
 
 config = quickstart.get_config()
 with config.unlocked():
     del config["sweep"]
-sweep.apply_overrides(config, {{"model.module_35": "fig5", "model.lowering": {lowering!r}}})
+plan.apply_overrides(config, {{"model.module_35": "fig5", "model.lowering": {lowering!r}}})
 seeds = {seeds}
 grouped = seeds > 1
-mesh = jax.make_mesh((jax.device_count(),), (train.AXIS,))
-model = train.build_model(config)
-schedule = optim.learning_rate(config, 1875)
-tx = optim.optimizer(config, schedule)
-sample = jnp.zeros((1, config.image_size, config.image_size, 3))
-state = train.init_state(model, config, tx, sample, NamedSharding(mesh, P()),
-                         list(range(seeds)) if grouped else None)
-step, _ = train.make_steps(model, config, tx, schedule, 10, mesh, grouped)
+mesh = jax.make_mesh((jax.device_count(),), (steps.AXIS,))
+group = []
+for seed in range(seeds):
+    config.seed = seed
+    group.append(settings.validate(config.copy_and_resolve_references()))
+initialize, step, _ = train.compiled_programs(group, 1875, 10, mesh)
+state = initialize(steps.seed_keys(list(range(seeds)), grouped))
 rng = np.random.RandomState(0)
 lead = (seeds,) if grouped else ()
-batch = train.to_global(
+batch = steps.to_global(
     {{"image": rng.randint(0, 256, lead + (config.global_batch_size, 28, 28, 1)).astype(np.uint8),
       "label": rng.randint(0, 10, lead + (config.global_batch_size,)).astype(np.int32)}},
-    NamedSharding(mesh, P(None, train.AXIS) if grouped else P(train.AXIS)))
+    NamedSharding(mesh, P(None, steps.AXIS) if grouped else P(steps.AXIS)))
 state, metrics = step(state, batch)
 jax.block_until_ready(metrics)
 startup = time.time() - started

@@ -7,7 +7,7 @@
 
 Ours and Keras are measured in this one process, interleaved round by round so that machine
 noise falls on both; each figure is the median over rounds of images/s, and "spread" is
-(max - min) / median over the rounds. Our train step is the real one (`train.make_steps`:
+(max - min) / median over the rounds. Our train step is the real one (`steps.build`:
 forward, backward, L2 decay, clipping, RMSProp, EMA of weights and batch statistics), on a
 one-device mesh; Keras's is `model.train_on_batch` with RMSprop and clipping (no EMA).
 First-step times include tracing and compilation (a cold cache: no persistent compilation
@@ -41,7 +41,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, ".."))
 
-from inception_flax import malloc  # noqa: E402
+from inception_flax.utils import malloc  # noqa: E402
 
 if __name__ == "__main__":
     malloc.use_tcmalloc()  # as run_experiment.py: both contenders get the same allocator
@@ -55,10 +55,9 @@ import numpy as np  # noqa: E402
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P  # noqa: E402
 
 from common import median_and_spread, parser as benchmark_parser  # noqa: E402
-from configs import fashion_mnist  # noqa: E402
-from inception_flax import cost, optim, train  # noqa: E402
-from inception_flax.config import get_preset  # noqa: E402
-from inception_flax.run_config import model_fields  # noqa: E402
+from configs import fashion_mnist, inception  # noqa: E402
+from inception_flax.model import cost, network  # noqa: E402
+from inception_flax.run import settings, steps, train  # noqa: E402
 
 # Dense peak TFLOP/s by device kind and compute dtype (vendor data sheets, SXM parts). JAX's
 # default precision lets XLA compute float32 convolutions and dots in TensorFloat-32 on these
@@ -92,21 +91,19 @@ class Ours:
         config = fashion_mnist.get_config()
         config.image_size, config.global_batch_size = size, batch
         aux = "bn" if size >= 107 else "none"
-        config.model = model_fields(get_preset("inception_v3", num_classes=classes,
-                                               aux_head=aux, dtype=dtype, lowering=lowering))
-        model = train.build_model(config)
-        self.model_config = model.config
-        mesh = Mesh(np.array(jax.devices()[:1]), (train.AXIS,))
-        schedule = optim.learning_rate(config, 100)
-        tx = optim.optimizer(config, schedule)
-        self.state = train.init_state(model, config, tx, jnp.zeros((1, size, size, 3)),
-                                      NamedSharding(mesh, P()))
-        self.step, _ = train.make_steps(model, config, tx, schedule, classes, mesh)
+        config.model = inception.model("inception_v3", num_classes=classes, aux_head=aux,
+                                       dtype=dtype, lowering=lowering)
+        checked = settings.validate(config)
+        self.model_config = checked.model
+        model = network.Inception(checked.model)
+        mesh = Mesh(np.array(jax.devices()[:1]), (steps.AXIS,))
+        initialize, self.step, _ = train.compiled_programs([checked], 100, classes, mesh)
+        self.state = initialize(steps.seed_keys([config.seed], False))
         rng = np.random.RandomState(0)
-        self.batch = train.to_global(
+        self.batch = steps.to_global(
             {"image": rng.uniform(-1, 1, (batch, size, size, 3)).astype(np.float32),
              "label": rng.randint(0, classes, batch).astype(np.int32)},
-            NamedSharding(mesh, P(train.AXIS)))
+            NamedSharding(mesh, P(steps.AXIS)))
         self.infer = jax.jit(lambda s, x: model.apply(
             {"params": s.params, "batch_stats": s.batch_stats}, x))
         self.macs = cost.cost(self.model_config, size).total.macs

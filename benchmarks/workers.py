@@ -9,9 +9,9 @@ Each process builds the state, compiles and runs its first step (its start-up), 
 per-core case, waits until every process has got that far, and runs `--rounds` rounds of
 `--steps` steps. A process's figure is the median over its rounds; the per-core case's is the
 sum over its processes, and its ratio to the one process's. The steps are
-`train.make_steps`', as in `benchmarks/seeds_together.py`, whose child program this one runs.
+`steps.build`', as in `benchmarks/seeds_together.py`, whose child program this one runs.
 A sweep gains more than its step: a process's input pipeline, logging and evaluation run
-between its steps, and the other processes' steps fill that time (README, "Sweeps and result
+between its steps, and the other processes' steps fill that time (docs/sweeps.md, "Sweeps and result
 tables", compares the quickstart's wall time both ways)."""
 
 from __future__ import annotations
@@ -29,7 +29,8 @@ import common  # noqa: E402
 import seeds_together  # noqa: E402
 
 sys.path.insert(0, seeds_together.ROOT)
-from inception_flax import malloc, workers  # noqa: E402
+from inception_flax.utils import malloc
+from inception_flax.sweeps import workers  # noqa: E402
 
 BARRIER = """
 import os, time

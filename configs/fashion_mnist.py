@@ -2,15 +2,13 @@
 variant's input size with 3 channels. The paper's optimizer, gradient clipping, label smoothing,
 weight decay and weight average, with a width, schedule, batch and batch-norm decay sized for a
 2-core CPU: a quarter-width Inception-v3 without its auxiliary head on 75×75 inputs (the
-smallest the network takes) for 4 epochs. The README's recipe table lists every difference from
+smallest the network takes) for 4 epochs. The recipe table of docs/training.md lists every difference from
 the paper's recipe.
 
     python run_experiment.py --config configs/fashion_mnist.py --workdir runs/fashion
 """
 
-from configs import imagenet_inception_v3
-from inception_flax.config import get_preset
-from inception_flax.run_config import model_fields
+from configs import imagenet_inception_v3, inception
 
 
 def get_config():
@@ -24,12 +22,12 @@ def get_config():
     config.color_distortion = False
 
     # The auxiliary head needs 107×107 inputs to train; at 75×75 it is left out.
-    config.model = model_fields(get_preset(
+    config.model = inception.model(
         "inception_v3", num_classes=10, depth_multiplier=0.25, aux_head="none",
         batch_norm_decay=0.99,  # 0.9997 needs far more steps than a few epochs give
         # At a quarter width XLA's own convolutions train faster on a CPU than the im2col
         # lowering "auto" picks there (benchmarks/NOTES.md).
-        lowering="xla"))
+        lowering="xla")
 
     config.global_batch_size = 64
     config.base_batch_size = 64  # learning_rate is the rate at this batch

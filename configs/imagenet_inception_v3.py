@@ -8,8 +8,7 @@ Architecture" and TF-slim's training defaults, each number with its source.
 import ml_collections
 from ml_collections import config_dict
 
-from inception_flax.config import get_preset
-from inception_flax.run_config import model_fields
+from configs import inception
 
 
 def get_config():
@@ -30,7 +29,7 @@ def get_config():
 
     # Model: the released Inception-v3 (its batch-norm decay 0.9997 and epsilon 1e-3 are
     # TF-slim's inception_v3_arg_scope defaults).
-    config.model = model_fields(get_preset("inception_v3", num_classes=1000))
+    config.model = inception.model("inception_v3", num_classes=1000)
     config.sync_batch_norm = False  # each replica normalizes its own batch, as in the paper
 
     # Optimizer: section 8.

@@ -12,7 +12,6 @@ warns where a kernel is larger than its grid.
 import ml_collections
 
 from configs import fashion_mnist, imagenet_inception_v3
-from inception_flax import sweep as sweep_module
 
 DATA = {"fashion_mnist": fashion_mnist.get_config, "imagenet": imagenet_inception_v3.get_config}
 
@@ -51,7 +50,7 @@ def base(data: str | None, default_data: dict | None = None,
     data = data_name(data)
     config = DATA[data]()
     if data == "fashion_mnist":
-        sweep_module.apply_overrides(config, default_data or {})
+        config.update_from_flattened_dict(default_data or {})
     config.sweep = ml_collections.ConfigDict(dict(
         axes=[], combine="product", seeds=(0, 1, 2), fixed_cost=False, fixed_cost_tolerance=0.01,
         fixed_cost_exempt=(), baseline="", only="", paper={}, notes={},

@@ -1,6 +1,6 @@
 """The paper's claim of section 3.1 decided: figure 5 (figure 4's 5×5 as two 3×3) loses nothing
 against figure 4 (GoogLeNet's Inception module, on the 35×35 grid). Seeds are added until the
-comparison is decided (`sweep.until_decided`, inception_flax/stages.py).
+comparison is decided (`sweep.until_decided`, inception_flax/sweeps/stages.py).
 
 Fixed here before the first look: the baseline figure 4; the margin ±1.0 point of top-1 error
 on the default data (`experiments.MARGIN`: a seed's spread there is 0.4-0.9 points; the paper
@@ -10,8 +10,9 @@ one comparison over all looks; looks at 4, 8, 12, ..., 28 seeds of each (4 more 
 The runs are `factorization`'s 35×35 part (the released module's widths for both figures, a
 reconstruction; a quarter-width network at 75×75, half an epoch with the short-run settings),
 where the 35×35 modules act on 7×7 grids. Sized for about 90 minutes on the project's 2-core
-CPU with `--workers 2` (a run ~2.7 minutes on one core, Intel Xeon, 2026-12-02: each stage of 8
-runs ~12 minutes, seven stages at most):
+CPU with `--workers 2` (a run 2–3.3 minutes on one core: each stage of 8 runs ~12 minutes,
+seven stages at most); the committed run took 1 h 17 min and used all seven (Intel Xeon,
+2026-12-02, `experiments/results/fig5_vs_fig4/`):
 
     python run_experiment.py --config experiments/fig5_vs_fig4.py --workdir runs/fig5_vs_fig4 \\
         --workers 2

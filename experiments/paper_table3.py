@@ -4,7 +4,7 @@ modules at 35×35 / 17×17 / 8×8): Inception-v2 basic (its three first 3×3 as 
 auxiliary head without batch norm in its fully connected layer, SGD with momentum, no label
 smoothing) → + RMSProp → + label smoothing → + factorized 7×7 (table 1's stem as printed) →
 + BN-auxiliary (= the paper's Inception-v3: table 1's network with every change; the released
-Inception-v3 is another network, README "The knobs"). The paper's single-crop ILSVRC-2012
+Inception-v3 is another network, docs/knobs.md). The paper's single-crop ILSVRC-2012
 errors are shown beside ours.
 
 Three things are reconstructions or readings, and the tables say so: the 7×7 (the paper gives

@@ -1,5 +1,5 @@
-"""The older name of `python -m inception_flax.results` (README commands and committed result
-READMEs use it): `python -m inception_flax.report DIR` writes a sweep's tables and plots."""
+"""`python -m inception_flax.report DIR`: the older name of `python -m inception_flax.results`
+(kept since 2026-11-27; `inception_flax/utils/compat.py` lists every old name)."""
 
 import sys
 

@@ -13,7 +13,7 @@ import orbax.checkpoint as ocp
 import pytest
 
 from experiments import quickstart
-from inception_flax import input_pipeline
+from inception_flax.run import input_pipeline
 from tests.scripts.tiny import tiny_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -95,15 +95,15 @@ def sweep_config(**options):
 
 
 def fake_train(calls, fail=()):
-    """A stand-in trainer for `sweep.run_sweep`: records the run directories it is given,
+    """A stand-in trainer for `execute.run_sweep`: records the run directories it is given,
     writes a done final.json (with the run's config) for each, fails where a directory
     contains a `fail` name."""
-    def train_fn(configs, workdirs):
+    def train_fn(settings, workdirs):
         calls.extend(workdirs)
         if any(name in workdir for name in fail for workdir in workdirs):
             raise RuntimeError("injected failure")
         records = []
-        for config, workdir in zip(configs, workdirs):
+        for config, workdir in zip((s.config for s in settings), workdirs):
             os.makedirs(workdir, exist_ok=True)
             record = {"status": "done", "ema_top1": 0.9, "ema_top5": 0.99, "params": 1,
                       "macs": 2, "images_per_s": 100.0, "config": config.to_dict()}
@@ -114,7 +114,7 @@ def fake_train(calls, fail=()):
     return train_fn
 
 
-HOLDER = ("import sys; from inception_flax import run_lock; run_lock.acquire(sys.argv[1]); "
+HOLDER = ("import sys; from inception_flax.run import run_lock; run_lock.acquire(sys.argv[1]); "
           "print('held', flush=True); sys.stdin.read()")
 
 
@@ -129,3 +129,39 @@ def hold(workdir):
 def kill(process):
     process.send_signal(signal.SIGKILL)
     process.wait(timeout=60)
+
+
+def write_made_up(workdir, accuracies_by_variant):
+    runs = []
+    for variant, accuracies in accuracies_by_variant.items():
+        for seed, accuracy in enumerate(accuracies):
+            run_dir = os.path.join(workdir, variant, f"seed{seed}")
+            runs.append({"variant": variant, "seed": seed, "dir": f"{variant}/seed{seed}",
+                         "params": 10, "macs": 20})
+            if accuracy is None:
+                continue
+            os.makedirs(run_dir)
+            with open(os.path.join(run_dir, "final.json"), "w") as f:
+                json.dump({"status": "done", "ema_top1": accuracy, "ema_top5": 0.99,
+                           "params": 10, "macs": 20, "images_per_s": 50.0}, f)
+    with open(os.path.join(workdir, "sweep.json"), "w") as f:
+        json.dump({"sweep": {"baseline": "base", "paper": {"base": {"top1": 21.2}},
+                             "notes": {"new": "a reconstruction"}}, "runs": runs}, f)
+
+
+def straight_and_killed(command, tmp_path, kill_at: str, timeout: int = 900):
+    """Runs `command(workdir)` to its end in `tmp_path/straight`; in `tmp_path/killed`, kills
+    it (SIGKILL) once it prints `kill_at`, then runs it again to its end. Returns the two
+    workdirs and the two complete runs' stdout (each asserted to have exited 0)."""
+    straight, killed = str(tmp_path / "straight"), str(tmp_path / "killed")
+    done = subprocess.run(command(straight), env=env(), capture_output=True, text=True,
+                          cwd=ROOT, timeout=timeout)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    process = subprocess.Popen(command(killed), env=env(), stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True, cwd=ROOT)
+    wait_for(process, kill_at)
+    kill(process)
+    again = subprocess.run(command(killed), env=env(), capture_output=True, text=True,
+                           cwd=ROOT, timeout=timeout)
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    return straight, killed, done.stdout, again.stdout

@@ -1,5 +1,5 @@
 """The benchmark runs end to end at a tiny size (its figures are not checked: no timing
-asserts; the README quotes a full run)."""
+asserts; docs/performance.md quotes a full run)."""
 
 import pytest
 import json

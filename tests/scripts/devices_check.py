@@ -18,7 +18,7 @@ import numpy as np  # noqa: E402
 jax.config.update("jax_enable_x64", True)
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P  # noqa: E402
 
-from inception_flax import optim, train  # noqa: E402
+from inception_flax.run import settings, steps, train  # noqa: E402
 from tests.scripts.tiny import tiny_config  # noqa: E402
 
 rng = np.random.RandomState(0)
@@ -29,26 +29,26 @@ batches = [{"image": rng.randint(0, 256, (16, 28, 28, 1)).astype(np.uint8),
 def run(devices, sync, seeds=None):
     """The state after 3 steps of seed 0; or, with `seeds`, those seeds as one program, seed
     i fed the batches shifted by i."""
-    config = tiny_config(sync_batch_norm=sync)
+    config = tiny_config(sync_batch_norm=sync, eval_batch_size=128)  # splits over 8 devices
     config.model.dropout_rate = 0.0  # dropout masks are drawn per replica
     config.model.dtype = "float64"
     config.model.lowering = "matmul"  # XLA:CPU's float64 convolutions are the slower here
-    mesh = Mesh(np.array(devices), (train.AXIS,))
-    model = train.build_model(config)
-    schedule = optim.learning_rate(config, 100)
-    tx = optim.optimizer(config, schedule)
-    sample = np.zeros((1, 75, 75, 3), np.float32)
-    state = train.init_state(model, config, tx, sample, NamedSharding(mesh, P()), seeds)
+    mesh = Mesh(np.array(devices), (steps.AXIS,))
+    group = []
+    for seed in seeds or [0]:
+        config.seed = seed
+        group.append(settings.validate(config))
+    initialize, step, _ = train.compiled_programs(group, 100, 10, mesh)
+    state = initialize(steps.seed_keys(seeds or [0], seeds is not None))
     state = jax.tree_util.tree_map(  # float64 parameters and optimizer state too
         lambda a: a.astype(np.float64) if np.issubdtype(a.dtype, np.floating) else a, state)
-    step, _ = train.make_steps(model, config, tx, schedule, 10, mesh, seeds is not None)
-    spec = P(train.AXIS) if seeds is None else P(None, train.AXIS)
+    spec = P(steps.AXIS) if seeds is None else P(None, steps.AXIS)
     count = len(batches)
     for k in range(count):
         batch = batches[k] if seeds is None else {
             key: np.stack([batches[(k + i) % count][key] for i in range(len(seeds))])
             for key in batches[0]}
-        state, _ = step(state, train.to_global(batch, NamedSharding(mesh, spec)))
+        state, _ = step(state, steps.to_global(batch, NamedSharding(mesh, spec)))
     return jax.device_get(state)
 
 
@@ -74,7 +74,7 @@ print("OK per-replica differs")
 # averaged over the replicas on their own): what seed 0 alone gave above. (Per-replica batch
 # norm with 2 images per replica amplifies the float64 round-off of batched kernels to ~1e-6
 # in 3 steps; tests/test_train.py checks seeds together on one device.)
-member = train.seed_slice(run(jax.devices(), True, seeds=[0, 7]), 0)
+member = steps.seed_slice(run(jax.devices(), True, seeds=[0, 7]), 0)
 if not close(member, eight, rtol=1e-9, atol=1e-12):
     sys.exit("seed 0 trained beside seed 7 differs from seed 0 alone")
 print("OK seeds trained together == alone")

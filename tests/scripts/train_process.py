@@ -25,7 +25,8 @@ from tests.scripts.tiny import tiny_config  # noqa: E402
 
 import ast  # noqa: E402
 
-from inception_flax import sweep, train  # noqa: E402
+from inception_flax.run import train  # noqa: E402
+from inception_flax.sweeps import plan  # noqa: E402
 
 
 def value(text):
@@ -36,7 +37,7 @@ def value(text):
 
 
 config = tiny_config()
-sweep.apply_overrides(config, {item[len("--config."):].split("=", 1)[0]:
+plan.apply_overrides(config, {item[len("--config."):].split("=", 1)[0]:
                                value(item.split("=", 1)[1]) for item in rest})
 try:
     train.train_and_evaluate(config, workdir)

@@ -1,8 +1,9 @@
 """A stand-in for `run_experiment.py` under `workers.run`: prints its flags, its CPU cores and
-its worker variable; with `--wait`, waits for SIGTERM and exits 0 on it; else exits 3 as the
+its worker variables; with `--wait`, waits for SIGTERM and exits 0 on it; else exits 3 as the
 last shard, 0 otherwise.
 
-    python -c "from inception_flax import workers; workers.run(2, ['tests/scripts/worker_standin.py'])"
+    python -c "from inception_flax.sweeps import workers; \
+        workers.run(2, ['tests/scripts/worker_standin.py'], 'work.json')"
 """
 
 import os
@@ -11,12 +12,12 @@ import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", ".."))
 
-from inception_flax import workers  # noqa: E402
+from inception_flax.sweeps import workers  # noqa: E402
 
 workers.enter()
 
 print("args", *sys.argv[1:], "cores", *sorted(os.sched_getaffinity(0)),
-      "worker", os.environ["INCEPTION_FLAX_WORKER"], flush=True)
+      "worker", os.environ["INCEPTION_FLAX_WORKER"], "work", workers.work(), flush=True)
 if "--wait" in sys.argv:
     def stop(signum, frame):
         print("stopped on SIGTERM", flush=True)

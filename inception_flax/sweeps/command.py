@@ -1,0 +1,150 @@
+"""What `run_experiment.py` does with its flags: train one run, or a sweep (in this process, as
+one shard of several, or in `--workers` processes that each take a part of its units of work),
+or list what either would do (`--dry_run`); then the sweep's tables. Returns the exit code
+(`utils.cli`: 0 done, 1 a run failed or diverged, 2 bad input, 3 the disk).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+
+import ml_collections
+
+from inception_flax.sweeps import execute, plan, workers
+from inception_flax.utils import cli, disk
+
+
+@dataclasses.dataclass(frozen=True)
+class Flags:
+    """The entry point's flags (`run_experiment.py --help` says what each does)."""
+
+    workdir: str
+    dry_run: bool = False
+    shard: str | None = None
+    workers: int = 1
+    distributed: bool = False
+    set_aside_stale: bool = False
+    retry_diverged: bool = False
+
+
+def main(config: ml_collections.ConfigDict, flags: Flags) -> int:
+    """The command; bad input and the disk's faults are one sentence on stderr."""
+    disk.quiet_disk_faults()  # a full disk is said once, below, not by every writer
+    import jax
+    if flags.distributed:
+        jax.distributed.initialize()
+    try:
+        workers.refuse_flags(flags.workers, plan.is_sweep(config), flags.shard,
+                             flags.distributed)
+        if workers.is_worker():
+            return worker(flags)
+        return sweep(config, flags) if plan.is_sweep(config) else single_run(config, flags)
+    except Exception as error:  # noqa: BLE001 (one sentence, or re-raised)
+        code = cli.report(error, flags.workdir)
+        if code is None:
+            raise
+        return code
+
+
+def single_run(config: ml_collections.ConfigDict, flags: Flags) -> int:
+    from inception_flax.run import settings, train
+    if flags.shard:
+        raise ValueError("--shard splits a sweep's runs between jobs, and this config is one "
+                         "run: leave out --shard.")
+    checked = settings.validate(config)
+    if flags.dry_run:
+        return print_dry_run([[plan.Run("run", config.seed, checked, 0)]])
+    disk.check_workdir(flags.workdir)
+    record = train.train_and_evaluate(checked, flags.workdir,
+                                      set_aside_stale=flags.set_aside_stale)
+    if record["status"] == "diverged":
+        print(f"diverged: {record['error']}; see {flags.workdir}/final.json.", file=sys.stderr)
+        return cli.EXIT_FAILED
+    return 0
+
+
+def sweep(config: ml_collections.ConfigDict, flags: Flags) -> int:
+    """A sweep, expanded once here and handed down."""
+    import jax
+    runs = plan.expand(config)
+    units = plan.groups(runs, plan.seeds_per_program(config))
+    count = min(flags.workers, len(units))  # no worker without a unit of work
+    if flags.dry_run:
+        print(plan.describe(config))
+        if flags.workers > 1:
+            print(workers.describe(count, units))
+        return print_dry_run(plan.shard_of(units, flags.shard))
+    disk.check_workdir(flags.workdir)
+    if flags.workers > 1:
+        return with_workers(config, flags, runs, count)
+    failed = execute.run_sweep(config, flags.workdir, flags.shard,
+                               set_aside_stale=flags.set_aside_stale,
+                               retry_diverged=flags.retry_diverged, runs=runs)
+    if jax.process_index() == 0:
+        print_tables(flags.workdir)
+    if failed:
+        print(f"{failed} run(s) failed or diverged; see their final.json.", file=sys.stderr)
+        return cli.EXIT_FAILED
+    return 0
+
+
+def with_workers(config: ml_collections.ConfigDict, flags: Flags, runs: list,
+                 count: int) -> int:
+    """`--workers N`: the units of work handed out to `count` processes on this machine's CPU
+    cores (stage by stage for a sweep run until decided: this command decides between
+    them), then the tables."""
+    import jax
+    from inception_flax.sweeps import stages
+    os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")  # the next line's probe
+    if jax.default_backend() != "cpu":
+        raise ValueError(f"--workers splits the CPU's cores between processes, and this machine "
+                         f"trains on {jax.default_backend()}: leave out --workers (one process "
+                         f"drives the device; sweep.seeds_per_program shares it between seeds).")
+    stale = execute.find_stale(flags.workdir, runs, flags.set_aside_stale)
+    staged, code = bool(config.sweep.get("until_decided")), 0
+    while not code:
+        if staged:
+            needed, planned = stages.next_units(config, flags.workdir, runs)
+        else:
+            needed = planned = runs
+            plan.write_plan(flags.workdir, config, runs)
+        if not needed:
+            break
+        work = execute.hand_out(flags.workdir,
+                                plan.groups(needed, plan.seeds_per_program(config)), planned,
+                                stale)
+        code = workers.run(count, sys.orig_argv[1:], work)
+        if not staged or workers.stopped():
+            break
+    print_tables(flags.workdir)
+    if code:
+        print(f"a worker exited with code {code}: a run failed or diverged (see its final.json) "
+              "or a worker stopped (see its lines above).", file=sys.stderr)
+    return code
+
+
+def worker(flags: Flags) -> int:
+    """A process `with_workers` started: its part of the units of work handed out."""
+    units, planned, stale = execute.take_part(workers.work(), flags.shard)
+    failed = execute.run_units(units, flags.workdir, planned,
+                               execute.default_trainer(flags.workdir), stale,
+                               flags.retry_diverged)
+    return cli.EXIT_FAILED if failed else 0  # the starting command writes the tables
+
+
+def print_dry_run(units) -> int:
+    listing, warnings = plan.dry_run(units)
+    print(listing, flush=True)
+    for line in warnings:
+        print(line, file=sys.stderr)
+    return 0
+
+
+def print_tables(workdir: str) -> None:
+    from inception_flax.sweeps import tables
+    if os.path.exists(os.path.join(workdir, "sweep.json")):  # a sweep began there
+        tables.write(workdir)
+        with open(os.path.join(workdir, "results.md")) as f:
+            print(f.read())

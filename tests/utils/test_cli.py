@@ -1,0 +1,47 @@
+"""The command-line conventions: a repeated config flag replaced, not appended; a flag absl or
+ml_collections cannot take in one sentence; an error's exit code."""
+
+import errno
+
+import pytest
+from absl import flags
+
+from inception_flax.utils import cli
+
+
+def test_a_repeated_config_flag_is_replaced_not_appended():
+    argv = ["run_experiment.py", "--config", "q.py", "--config.sweep.seeds=(0,1)", "--workdir",
+            "w", "--config.sweep.seeds", "(0,)", "--config.seed=3", "--config.seed", "-1"]
+    assert cli.last_wins(argv, "--config.") == [
+        "run_experiment.py", "--config", "q.py", "--workdir", "w", "--config.sweep.seeds",
+        "(0,)", "--config.seed", "-1"]
+
+
+def test_a_flag_that_cannot_be_taken_is_one_sentence_and_exit_code_2(capsys):
+    values = flags.FlagValues()
+    flags.DEFINE_integer("workers", 1, "", flag_values=values)
+    parse = cli.absl_parser(values)
+    for argv, message in ((["--workers=x"], "flag --workers=x: invalid literal for int()"),
+                          (["--nosuch"], "Unknown command line flag 'nosuch'")):
+        with pytest.raises(SystemExit) as exited:
+            parse(["run_experiment.py", *argv])
+        err = capsys.readouterr().err
+        assert exited.value.code == cli.EXIT_BAD_INPUT and err.count("\n") == 1
+        assert err.startswith(f"error: {message}") and err.strip().endswith("for its fields.")
+    # ml_collections' error for a config field that does not exist (run_experiment.py's own
+    # path is tested end to end in tests/run/test_train.py).
+    missing = AttributeError(KeyError('\'momentun\'\nDid you mean "momentum" instead of '
+                                      '"momentun"?'))
+    assert cli._flag_problem(missing, ["p", "--config.momentun=0.5"], "--config.") == (
+        "--config.momentun names no config field (did you mean momentum?)")
+
+
+def test_an_error_is_one_sentence_with_its_exit_code(tmp_path, capsys):
+    assert cli.report(OSError(errno.ENOSPC, "No space left on device"),
+                      str(tmp_path)) == cli.EXIT_DISK
+    assert cli.report(ValueError("learning_rate=-1 is out of range"),
+                      str(tmp_path)) == cli.EXIT_BAD_INPUT
+    assert cli.report(RuntimeError("a bug"), str(tmp_path)) is None  # its traceback shows
+    err = capsys.readouterr().err.splitlines()
+    assert err[0].startswith(f"error: the disk holding {tmp_path} is full (")
+    assert err[1] == "error: learning_rate=-1 is out of range" and len(err) == 2

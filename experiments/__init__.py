@@ -5,7 +5,7 @@
     python run_experiment.py --config experiments/factorization.py:imagenet --workdir runs/fi
 
 Each docstring says which grids its comparison acts on with the default data and how long it
-takes on this project's 2-core CPU machine; `--dry_run` prints the grids of every run and
+took on one of this project's 2-core CPU machines (which one, and when); `--dry_run` prints the grids of every run and
 warns where a kernel is larger than its grid.
 """
 

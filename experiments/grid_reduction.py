@@ -8,10 +8,9 @@ Grids on the default data (75×75): Mixed_6a reduces 7×7 → 3×3 and Mixed_7a 
 from the paper's 35 → 17 → 8; the comparison is of the same designs on those small grids, no
 test of section 5's claim (`:imagenet` is). On the default data each run is
 half an epoch of `configs/fashion_mnist.py`'s network (quarter width) with the short-run
-settings (`experiments.SHORT_RUN`): about 3.5 minutes a run here on the project's 2-core CPU
-(Zen 3), about 35 minutes for the 9 runs (estimated from the rate `factorization` measured at
-the same size; module-first costs 18.5% more). The committed table
-(`experiments/results/grid_reduction/`) is older: one seed, one epoch."""
+settings (`experiments.SHORT_RUN`): the 9 runs took 13 min 29 s with `--workers 2` on a 2-core
+Intel Xeon on 2026-12-02 (module-first costs 18.5% more multiply-adds), the committed table
+`experiments/results/grid_reduction/`."""
 
 from experiments import SHORT_RUN, base
 

@@ -1,7 +1,7 @@
 """The architecture config: one frozen dataclass, every ablation of the paper one field of it.
 
 A preset is a value of `InceptionConfig` (see `PRESETS`), never a subclass. Each field is read
-in exactly one place, the module it changes (see `inception_flax.blocks`).
+in exactly one place, the module it changes (see `inception_flax.model.blocks`).
 
 Section, figure and table numbers refer to "Rethinking the Inception Architecture for Computer
 Vision" (Szegedy et al., CVPR 2016); "released" means the network that TF-slim's
@@ -45,7 +45,7 @@ class InceptionConfig:
         `inception_flax.model.lowering.choose` (the one place that reads the backend); the network
         and its gradients are the same. "xla": `lax.conv_general_dilated` and
         `lax.reduce_window`; "matmul": im2col patches times the kernel, and max pooling's
-        gradient by strided slices (`inception_flax.ops`), much faster on XLA's CPU backend
+        gradient by strided slices (`inception_flax.model.cpu_ops`), much faster on XLA's CPU backend
         at full width; "auto": "matmul" on a CPU, "xla" on GPUs and TPUs. At a quarter width
         "xla" trains faster on a CPU (`configs/fashion_mnist.py` sets it).
       batch_norm_decay: moving-average decay of batch-norm statistics (TF-slim: 0.9997).

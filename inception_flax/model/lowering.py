@@ -1,7 +1,7 @@
 """How the network is handed to XLA on each backend: the one place that asks which backend runs.
 
 Every choice here changes the program XLA is given, and with it speed and tracing time, but not
-the function computed: each alternative computes what the other does (`tests/test_ops.py`
+the function computed: each alternative computes what the other does (`tests/model/test_cpu_ops.py`
 checks them against each other in float64). `choose` picks them from the requested lowering
 (`InceptionConfig.lowering`) and the backend; the model's modules only read the result.
 

@@ -1,6 +1,6 @@
 """Verdicts: what a sweep's table decides about each variant against its baseline, and what it
 would take to decide where it cannot. Every function works on arrays, so the tables and the
-Monte-Carlo check of the procedure (`tests/test_decide.py`) run the same code.
+Monte-Carlo check of the procedure (`tests/sweeps/test_decide.py`) run the same code.
 
 **The difference.** d = the variant's top-1 error − the baseline's, in points (d > 0: worse).
 It is estimated *paired*, from the per-seed differences over the seeds both have done (a

@@ -149,7 +149,7 @@ def main(argv=None) -> int:
                 ("effect", 1.0, "true difference for the power, in seed standard deviations")):
             flags.DEFINE_float(name, default, text, flag_values=values)
         flags.DEFINE_bool("paired", True, "paired intervals (else Welch's)", flag_values=values)
-    values = cli.parse(argv, "python -m inception_flax.sequential",
+    values = cli.parse(argv, "python -m inception_flax.sweeps.sequential",
                        "The error rates, power and seeds of a design of sweep.until_decided, "
                        "by simulation (units: the seeds' standard deviation).", define)
     if isinstance(values, int):

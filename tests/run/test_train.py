@@ -189,7 +189,7 @@ def test_a_seed_trained_in_a_group_is_the_seed_alone_and_one_diverges_alone(tmp_
     """Through the training loop (each seed's own input pipeline, dropout, checkpoints and
     evaluation), with the matmul lowering (its grouped kernels: a kernel per seed). XLA's
     convolutions under vmap (JAX's batching rule) train the grouped sweep of
-    tests/test_sweep.py; in float64 at XLA's lowest optimization level (tests/conftest.py)
+    tests/sweeps/test_execute.py; in float64 at XLA's lowest optimization level (tests/conftest.py)
     they would make this test three times as long.
 
     In float64, so that a real difference is not hidden: in float32 the grouped and the

@@ -73,7 +73,7 @@ print("OK per-replica differs")
 # Seed 0 beside seed 7 in one program, synchronized batch norm (each seed's statistics
 # averaged over the replicas on their own): what seed 0 alone gave above. (Per-replica batch
 # norm with 2 images per replica amplifies the float64 round-off of batched kernels to ~1e-6
-# in 3 steps; tests/test_train.py checks seeds together on one device.)
+# in 3 steps; tests/run/test_train.py checks seeds together on one device.)
 member = steps.seed_slice(run(jax.devices(), True, seeds=[0, 7]), 0)
 if not close(member, eight, rtol=1e-9, atol=1e-12):
     sys.exit("seed 0 trained beside seed 7 differs from seed 0 alone")

@@ -115,7 +115,7 @@ def test_duplicate_seeds_and_variants_are_refused():
 
 
 def test_a_slurm_array_task_is_its_shard(monkeypatch):
-    # Two shards at once in two processes: tests/test_workers.py (`--workers 2`).
+    # Two shards at once in two processes: tests/sweeps/test_workers.py (`--workers 2`).
     monkeypatch.setenv("SLURM_ARRAY_TASK_ID", "1")
     monkeypatch.setenv("SLURM_ARRAY_TASK_COUNT", "2")
     config = sweep_config(seeds=(0, 1, 2))

@@ -1,11 +1,11 @@
 """The one entry point: train and evaluate a config, or run a sweep of them, in a workdir.
 
-    python run_experiment.py --config experiments/quickstart.py --workdir runs/quickstart \
+    python run_experiment.py --config experiments/quickstart.py --workdir runs/quickstart \\
         --workers 2
     python run_experiment.py --config configs/fashion_mnist.py --workdir runs/fashion
-    python run_experiment.py --config configs/imagenet_inception_v3.py --workdir runs/v3 \
+    python run_experiment.py --config configs/imagenet_inception_v3.py --workdir runs/v3 \\
         --config.model.module_35=fig5 --config.global_batch_size=1024
-    python run_experiment.py --config experiments/factorization.py --workdir runs/fact \
+    python run_experiment.py --config experiments/factorization.py --workdir runs/fact \\
         --config.sweep.only='released,35x35_*' --dry_run
 
 Flags are absl's (`--flag=value` or `--flag value`); config fields are set as

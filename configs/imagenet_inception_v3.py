@@ -1,7 +1,7 @@
 """The paper's recipe on ImageNet (TFDS `imagenet2012`): section 8 of "Rethinking the Inception
 Architecture" and TF-slim's training defaults, each number with its source.
 
-    python run_experiment.py --config configs/imagenet_inception_v3.py --workdir runs/v3 \
+    python run_experiment.py --config configs/imagenet_inception_v3.py --workdir runs/v3 \\
         --config.data_dir=/path/to/tensorflow_datasets
 """
 

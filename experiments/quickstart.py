@@ -3,7 +3,7 @@ module, with a 5×5, on the 35×35 grid) against figure 5 (its 5×5 as two 3×3)
 released module's widths (a reconstruction: the paper gives none), three seeds each, on
 Fashion-MNIST. Baseline: figure 4.
 
-    python run_experiment.py --config experiments/quickstart.py --workdir runs/quickstart \
+    python run_experiment.py --config experiments/quickstart.py --workdir runs/quickstart \\
         --workers 2
 
 Sized to finish in under 10 minutes on a 2-core CPU with `--workers 2`, one process per core,

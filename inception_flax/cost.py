@@ -2,7 +2,7 @@
 command line.
 
     python -m inception_flax.cost --preset inception_v3 --image_size 299
-    python -m inception_flax.cost --preset receptive_field_79 --image_size 79 \
+    python -m inception_flax.cost --preset receptive_field_79 --image_size 79 \\
         --match_macs inception_v3@299 --format json
 
     from inception_flax import cost

@@ -36,13 +36,21 @@ def report(error: BaseException, workdir: str) -> int | None:
     return None
 
 
+HELP_FLAGS = ("help", "h", "?", "helpshort", "helpfull", "helpxml")  # absl's, each exits 1
+
+
 def absl_parser(flag_values: flags.FlagValues, argv_prefix: str = "--config."):
     """A `flags_parser` for `absl.app.run`: a flag it cannot take (an unknown flag or config
     field, a value of the wrong type) is one sentence on stderr and exit code 2, where absl
-    and ml_collections print a traceback or two lines and exit 1."""
+    and ml_collections print a traceback or two lines and exit 1; asked for help (`--help`,
+    `--helpfull`, ...), it prints absl's and exits 0, where absl exits 1."""
     def parse(argv):
         try:
             return flag_values(argv)
+        except SystemExit as stop:
+            if stop.code == 1 and any(a.lstrip("-").split("=")[0] in HELP_FLAGS for a in argv[1:]):
+                sys.exit(0)
+            raise
         except Exception as error:  # noqa: BLE001 (absl and ml_collections raise many kinds)
             print(f"error: {_flag_problem(error, argv, argv_prefix)}; see --helpfull, or the "
                   "config file for its fields.", file=sys.stderr)

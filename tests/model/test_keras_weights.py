@@ -15,6 +15,7 @@ keras = pytest.importorskip("keras")
 @pytest.fixture(scope="module")
 def keras_model():
     assert keras.backend.backend() == "jax"
+    keras.utils.set_random_seed(0)  # the same random kernels every run: the printed figure repeats
     model = keras.applications.InceptionV3(weights=None, classifier_activation=None)
     # Random batch-norm statistics and offsets, so that every imported tensor matters.
     rng = np.random.RandomState(0)

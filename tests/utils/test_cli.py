@@ -1,12 +1,17 @@
 """The command-line conventions: a repeated config flag replaced, not appended; a flag absl or
-ml_collections cannot take in one sentence; an error's exit code."""
+ml_collections cannot take in one sentence; an error's exit code; help with exit code 0."""
 
 import errno
+import os
+import subprocess
+import sys
 
 import pytest
 from absl import flags
 
 from inception_flax.utils import cli
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def test_a_repeated_config_flag_is_replaced_not_appended():
@@ -45,3 +50,13 @@ def test_an_error_is_one_sentence_with_its_exit_code(tmp_path, capsys):
     err = capsys.readouterr().err.splitlines()
     assert err[0].startswith(f"error: the disk holding {tmp_path} is full (")
     assert err[1] == "error: learning_rate=-1 is out of range" and len(err) == 2
+
+
+def test_help_is_printed_with_exit_code_0():
+    # absl prints the help and exits 1; a user (or a script) asking for it has made no error.
+    for flag in ("--help", "--helpfull"):
+        done = subprocess.run([sys.executable, "run_experiment.py", flag], cwd=ROOT,
+                              capture_output=True, text=True, env=dict(os.environ,
+                              INCEPTION_FLAX_MALLOC="system"))
+        assert done.returncode == 0, done.stderr
+        assert "--workers" in done.stdout and "--config.sweep.only=" in done.stdout

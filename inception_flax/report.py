@@ -1,5 +1,5 @@
 """`python -m inception_flax.report DIR`: the older name of `python -m inception_flax.results`
-(kept since 2026-11-27; `inception_flax/utils/compat.py` lists every old name)."""
+(kept since 2026-11-28; `inception_flax/utils/compat.py` lists every old name)."""
 
 import sys
 

@@ -307,21 +307,36 @@ def tfds_arrays(name: str, data_dir: str | None, train_split: str, eval_split: s
     return arrays, builder.info.features["label"].num_classes
 
 
+def default_arrays(config):
+    """The default data's arrays and class count: Debian's Fashion-MNIST (in
+    `config.data_dir`, else `FASHION_MNIST_DIR`), or, only where no folder was named and
+    TFDS has its `fashion_mnist` prepared, that copy (no download is attempted)."""
+    try:
+        return load_fashion_mnist(config.data_dir or FASHION_MNIST_DIR), 10
+    except DatasetNotFound as debian_error:
+        if config.data_dir or not tfds_prepared("fashion_mnist", None):
+            raise debian_error from None
+        return tfds_arrays("fashion_mnist", None, "train", "test")
+
+
+def check_available(config) -> None:
+    """Raises what `create` would (`DatasetNotFound`, `DatasetDamaged`) where `config`'s data
+    cannot be had, without building a pipeline: a sweep checks its data before it writes
+    anything. A TFDS dataset not prepared is downloaded here, as `create` would."""
+    if config.dataset == "fashion_mnist_debian":
+        default_arrays(config)
+    else:
+        tfds_builder(config.dataset, config.data_dir)
+
+
 def create(config, global_batch: int, eval_batch: int) -> Dataset:
     """The dataset named by `config.dataset`: "fashion_mnist_debian" (the default data,
-    falling back to TFDS's `fashion_mnist` where that is prepared or downloadable), or any TFDS
-    image-classification dataset, streamed (`config.in_memory=False`) or held in memory."""
+    `default_arrays`: Debian's files, else TFDS's `fashion_mnist` where it is prepared), or
+    any TFDS image-classification dataset (downloaded where it is not prepared and can be),
+    streamed (`config.in_memory=False`) or held in memory."""
     flip = config.preprocessing != "none"
     if config.dataset == "fashion_mnist_debian":
-        try:
-            arrays = load_fashion_mnist(config.data_dir or FASHION_MNIST_DIR)
-            num_classes = 10
-        except DatasetNotFound as debian_error:
-            # TFDS's copy, only where no folder was named and TFDS has it prepared: no
-            # download is attempted.
-            if config.data_dir or not tfds_prepared("fashion_mnist", None):
-                raise debian_error from None
-            arrays, num_classes = tfds_arrays("fashion_mnist", None, "train", "test")
+        arrays, num_classes = default_arrays(config)
         return array_dataset(config.dataset, arrays, num_classes, global_batch, eval_batch,
                              config.seed, flip)
     if config.in_memory:

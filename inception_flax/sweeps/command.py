@@ -77,6 +77,7 @@ def sweep(config: ml_collections.ConfigDict, flags: Flags) -> int:
             print(workers.describe(count, units))
         return print_dry_run(plan.shard_of(units, flags.shard))
     disk.check_workdir(flags.workdir)
+    check_data(runs)
     if flags.workers > 1:
         return with_workers(config, flags, runs, count)
     failed = execute.run_sweep(config, flags.workdir, flags.shard,
@@ -88,6 +89,15 @@ def sweep(config: ml_collections.ConfigDict, flags: Flags) -> int:
         print(f"{failed} run(s) failed or diverged; see their final.json.", file=sys.stderr)
         return cli.EXIT_FAILED
     return 0
+
+
+def check_data(runs: list) -> None:
+    """Each data source of the sweep's runs can be had (`input_pipeline.check_available`),
+    checked before anything is written: a missing or damaged dataset is bad input."""
+    from inception_flax.run import input_pipeline
+    sources = {(run.config.dataset, run.config.data_dir): run.config for run in runs}
+    for config in sources.values():
+        input_pipeline.check_available(config)
 
 
 def with_workers(config: ml_collections.ConfigDict, flags: Flags, runs: list,
@@ -104,7 +114,7 @@ def with_workers(config: ml_collections.ConfigDict, flags: Flags, runs: list,
                          f"drives the device; sweep.seeds_per_program shares it between seeds).")
     stale = execute.find_stale(flags.workdir, runs, flags.set_aside_stale)
     staged, code = bool(config.sweep.get("until_decided")), 0
-    while not code:
+    while True:
         if staged:
             needed, planned = stages.next_units(config, flags.workdir, runs)
         else:
@@ -115,8 +125,12 @@ def with_workers(config: ml_collections.ConfigDict, flags: Flags, runs: list,
         work = execute.hand_out(flags.workdir,
                                 plan.groups(needed, plan.seeds_per_program(config)), planned,
                                 stale)
-        code = workers.run(count, sys.orig_argv[1:], work)
-        if not staged or workers.stopped():
+        code = max(code, workers.run(count, sys.orig_argv[1:], work))
+        # As in one process (stages.run): a diverged run is recorded and the design goes on;
+        # a run left unfinished (failed, preempted, a worker's fault) holds its look back.
+        unfinished = [r for r in needed
+                      if execute.status_of(flags.workdir, r) not in stages.FINISHED]
+        if not staged or workers.stopped() or unfinished:
             break
     print_tables(flags.workdir)
     if code:

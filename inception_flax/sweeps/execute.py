@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import functools
 import os
+import sys
 import time
 import traceback
 
@@ -75,7 +76,7 @@ def run_units(units: list[list[Run]], workdir: str, planned: list[Run], train_fn
     when preempted (SIGTERM: the runs in training saved, the same command goes on)."""
     mine = [run for unit in units for run in unit]
     positions = {run.name: f"[{i + 1}/{len(mine)}] {run.name}" for i, run in enumerate(mine)}
-    bad, started, finished_here = 0, time.time(), 0
+    bad, started, finished_here, held = 0, time.time(), 0, 0
     for unit in units:
         todo = []
         for run in unit:
@@ -89,6 +90,7 @@ def run_units(units: list[list[Run]], workdir: str, planned: list[Run], train_fn
             in_use = _lock(path)
             if in_use:
                 print(f"{positions[run.name]}: skipped: {in_use}", flush=True)
+                held += 1
                 continue
             _prepare(path, positions[run.name], stale.pop(run.name, None), final)
             todo.append(run)
@@ -110,6 +112,10 @@ def run_units(units: list[list[Run]], workdir: str, planned: list[Run], train_fn
                   f"left; this shard's ETA "
                   f"{run_log.format_seconds((time.time() - started) / finished_here * left)}",
                   flush=True)
+    if held:
+        print(f"{held} run(s) skipped: another live command is training them (it records "
+              "them; tables written before it finishes leave them out)", file=sys.stderr,
+              flush=True)
     return bad
 
 

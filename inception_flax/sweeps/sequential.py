@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import sys
 
 import numpy as np
@@ -129,6 +130,20 @@ def characteristics(design: Design, correlation: float = 0.5, effect: float = 1.
             "fixed_seeds": fixed}
 
 
+def check_flags(values) -> None:
+    """The simulation's numbers in their ranges (a ValueError names the first that is not)."""
+    for name, in_range, words in (
+            ("alpha", lambda x: 0 < x < 1, "in (0, 1)"),
+            ("margin", lambda x: 0 <= x < math.inf, ">= 0"),
+            ("variants", lambda x: x >= 1, ">= 1"),
+            ("sims", lambda x: x >= 1, ">= 1"),
+            ("correlation", lambda x: -1 < x < 1, "in (-1, 1)"),
+            ("effect", math.isfinite, "a finite number")):
+        if not in_range(getattr(values, name)):
+            raise ValueError(f"--{name}={getattr(values, name)!r} is out of range; give a "
+                             f"number {words}.")
+
+
 def main(argv=None) -> int:
     from absl import flags
 
@@ -155,10 +170,11 @@ def main(argv=None) -> int:
     if isinstance(values, int):
         return values
     try:
+        check_flags(values)
         design = Design(values.alpha, values.margin or None, values.variants,
                         looks(values.min_seeds, values.max_seeds, values.seeds_per_stage))
     except ValueError as error:
-        print(f"error: {error}")
+        print(f"error: {error}", file=sys.stderr)
         return cli.EXIT_BAD_INPUT
     result = characteristics(design, values.correlation, values.effect, values.sims,
                              values.paired)

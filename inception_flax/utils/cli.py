@@ -2,8 +2,9 @@
 (`--flag=value` or `--flag value`; booleans `--flag` / `--noflag`), each documented in
 `--help`, as `run_experiment.py` takes them.
 
-Older spellings keep working (`compat`: hyphenated flag names, and where a command took one,
-a positional argument).
+In the commands built on `parse` (`python -m inception_flax.cost|results|report`), older
+spellings keep working (`compat`: hyphenated flag names, and where a command took one, a
+positional argument); `run_experiment.py` (`absl_parser`) never had them.
 """
 
 from __future__ import annotations

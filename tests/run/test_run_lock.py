@@ -33,5 +33,8 @@ def test_a_sweep_skips_a_run_another_command_holds(tmp_path, capsys):
     finally:
         kill(holder)
     assert calls == [str(tmp_path / "fig4" / "seed0")]
+    said = capsys.readouterr()
     assert f"fig5/seed0: skipped: {tmp_path / 'fig5' / 'seed0'} is in use by another command " \
-        f"(process {holder.pid})" in capsys.readouterr().out
+        f"(process {holder.pid})" in said.out
+    assert said.err == ("1 run(s) skipped: another live command is training them (it records "
+                        "them; tables written before it finishes leave them out)\n")

@@ -40,6 +40,10 @@ def test_bad_sweeps_say_what_is_wrong():
         plan.expand(sweep_config(baseline="nope"))
     with pytest.raises(ValueError, match="i/n"):
         plan.shard_of([], "3/2")
+    for field, value in (("alpha", 2.0), ("alpha", 0.0), ("margin", -1.0),
+                         ("margin", float("inf")), ("fixed_cost_tolerance", float("nan"))):
+        with pytest.raises(ValueError, match=rf"sweep\.{field}=.* is out of range"):
+            plan.expand(sweep_config(**{field: value}))
 
 
 def test_fixed_cost_matches_the_baseline():

@@ -43,3 +43,14 @@ def test_a_fixed_design_is_the_one_look_case():
     print("power at one seed-sd, mean seeds, fixed design of equal power:", result)
     assert 0 < result["power"] < 1 and result["fixed_seeds"] is not None
     assert 3 <= result["mean_seeds"] <= 11
+
+
+def test_the_command_line_refuses_numbers_out_of_range(capsys):
+    for flag, message in (("--alpha=2", "--alpha=2.0 is out of range; give a number in (0, 1)"),
+                          ("--correlation=1", "--correlation=1.0 is out of range"),
+                          ("--variants=0", "--variants=0 is out of range"),
+                          ("--min_seeds=1", "sweep.min_seeds=1, max_seeds=11")):
+        assert sequential.main([flag, "--sims=10"]) == 2
+        said = capsys.readouterr()
+        assert said.out == "" and said.err.startswith(f"error: {message}")
+        assert said.err.count("\n") == 1

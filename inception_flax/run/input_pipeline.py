@@ -200,6 +200,7 @@ def simple_preprocess(image, image_size: int, flip_seed=None):
 
 def tfds_prepared(name: str, data_dir: str | None) -> bool:
     """Whether TFDS has `name` prepared in `data_dir` (nothing is downloaded)."""
+    _tf()  # TensorFlow, imported by TFDS, kept off the accelerator
     import tensorflow_datasets as tfds
     try:
         return tfds.builder(name, data_dir=data_dir).is_prepared()
@@ -208,6 +209,7 @@ def tfds_prepared(name: str, data_dir: str | None) -> bool:
 
 
 def tfds_builder(name: str, data_dir: str | None):
+    _tf()  # TensorFlow, imported by TFDS, kept off the accelerator
     import tensorflow_datasets as tfds
     try:
         builder = tfds.builder(name, data_dir=data_dir)
@@ -321,8 +323,9 @@ def default_arrays(config):
 
 def check_available(config) -> None:
     """Raises what `create` would (`DatasetNotFound`, `DatasetDamaged`) where `config`'s data
-    cannot be had, without building a pipeline: a sweep checks its data before it writes
-    anything. A TFDS dataset not prepared is downloaded here, as `create` would."""
+    cannot be had, without building a pipeline: Debian's files missing or damaged, a TFDS
+    dataset unknown, or not prepared and not downloadable (it is downloaded here where it can
+    be, as `create` would). A TFDS dataset's records are read only in training."""
     if config.dataset == "fashion_mnist_debian":
         default_arrays(config)
     else:

@@ -77,7 +77,7 @@ def sweep(config: ml_collections.ConfigDict, flags: Flags) -> int:
             print(workers.describe(count, units))
         return print_dry_run(plan.shard_of(units, flags.shard))
     disk.check_workdir(flags.workdir)
-    check_data(runs)
+    check_data(flags.workdir, plan.shard_of(units, flags.shard))
     if flags.workers > 1:
         return with_workers(config, flags, runs, count)
     failed = execute.run_sweep(config, flags.workdir, flags.shard,
@@ -91,11 +91,14 @@ def sweep(config: ml_collections.ConfigDict, flags: Flags) -> int:
     return 0
 
 
-def check_data(runs: list) -> None:
-    """Each data source of the sweep's runs can be had (`input_pipeline.check_available`),
-    checked before anything is written: a missing or damaged dataset is bad input."""
+def check_data(workdir: str, units: list) -> None:
+    """The data of each run this command may train (its shard's runs not done or diverged) can
+    be had (`input_pipeline.check_available`), checked before anything is written: missing
+    data is bad input. A finished sweep needs no data to write its tables again."""
     from inception_flax.run import input_pipeline
-    sources = {(run.config.dataset, run.config.data_dir): run.config for run in runs}
+    todo = [run for unit in units for run in unit
+            if execute.status_of(workdir, run) not in ("done", "diverged")]
+    sources = {(run.config.dataset, run.config.data_dir): run.config for run in todo}
     for config in sources.values():
         input_pipeline.check_available(config)
 
@@ -112,9 +115,10 @@ def with_workers(config: ml_collections.ConfigDict, flags: Flags, runs: list,
         raise ValueError(f"--workers splits the CPU's cores between processes, and this machine "
                          f"trains on {jax.default_backend()}: leave out --workers (one process "
                          f"drives the device; sweep.seeds_per_program shares it between seeds).")
-    stale = execute.find_stale(flags.workdir, runs, flags.set_aside_stale)
     staged, code = bool(config.sweep.get("until_decided")), 0
     while True:
+        # Again each stage: the workers set aside and retrained the stale runs of the last.
+        stale = execute.find_stale(flags.workdir, runs, flags.set_aside_stale)
         if staged:
             needed, planned = stages.next_units(config, flags.workdir, runs)
         else:

@@ -200,6 +200,8 @@ def check_numbers(sweep) -> None:
     ValueError says which is not), checked before any run starts."""
     for field, (default, in_range, words) in NUMBERS.items():
         value = sweep.get(field, default)
+        if value is None and field == "margin":
+            continue  # no margin, as 0
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not in_range(value):
             raise ValueError(f"sweep.{field}={value!r} is out of range; give a number {words}, "
                              f"e.g. --config.sweep.{field}={default}.")

@@ -75,8 +75,10 @@ def run(config, workdir: str, runs: list, shard: str | None, train_fn, stale: di
         if outcome is None:  # preempted
             return bad
         bad += outcome
-        failed = [r for r in needed if execute.status_of(workdir, r) == "failed"]
-        if one_stage or failed:  # a failed run holds its look back: the next command retries
+        # A run left unfinished (failed: the next command retries it; or trained by another
+        # command) holds its look back: stop, rather than plan the same stage again.
+        unfinished = [r for r in needed if execute.status_of(workdir, r) not in FINISHED]
+        if one_stage or unfinished:
             return bad
 
 

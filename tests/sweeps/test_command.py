@@ -6,7 +6,7 @@ import os
 
 from inception_flax.sweeps import command, execute, plan
 from inception_flax.utils import cli
-from tests.helpers import sweep_config
+from tests.helpers import fake_train, sweep_config
 from tests.sweeps.test_stages import config as staged_config
 from tests.sweeps.test_stages import made_up_error
 
@@ -22,6 +22,13 @@ def test_a_sweep_whose_data_is_missing_writes_nothing(tmp_path, capsys):
         assert code == cli.EXIT_BAD_INPUT and err.count("\n") == 1
         assert err.startswith(f"error: Fashion-MNIST is not at {config.data_dir} (missing ")
         assert not os.path.exists(workdir)
+    # A finished sweep needs no data to write its tables again.
+    workdir, calls = str(tmp_path / "finished"), []
+    config.data_dir = ""
+    assert execute.run_sweep(config, workdir, train_fn=fake_train(calls)) == 0
+    config.data_dir = str(tmp_path / "empty")  # bookkeeping: the same runs
+    assert command.main(config, command.Flags(workdir=workdir)) == 0
+    assert "| fig5 (b) |" in capsys.readouterr().out
 
 
 def test_with_workers_a_diverged_run_leaves_the_stages_going(tmp_path, monkeypatch):

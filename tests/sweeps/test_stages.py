@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from inception_flax.sweeps import execute, plan, stages, tables
-from tests.helpers import ROOT, needs_fashion_mnist, straight_and_killed, sweep_config
+from tests.helpers import (ROOT, hold, kill, needs_fashion_mnist, straight_and_killed,
+                           sweep_config)
 
 # Made-up top-1 errors: "far" is 3 points worse than the baseline (decided early), "near" the
 # same (equivalent within the margin once it has seeds enough), per seed a shared data-order
@@ -91,6 +92,30 @@ def test_a_kill_between_or_within_stages_reaches_the_same_decisions_and_seeds(tm
         execute.run_sweep(config(), workdir, train_fn=stand_in(calls))
         assert json.load(open(os.path.join(workdir, "decisions.json"))) == expected
         assert sorted(calls) == sorted(straight)
+
+
+def test_a_run_another_command_trains_holds_the_stages_back(tmp_path, monkeypatch):
+    """A run skipped because another live command holds it leaves its look unmade: the sweep
+    stops after that stage (and says so) rather than planning the same stage again."""
+    plans, next_units = [], stages.next_units
+
+    def counted(*args):
+        plans.append(1)
+        if len(plans) > 3:
+            raise AssertionError("the same stage planned again and again")
+        return next_units(*args)
+    monkeypatch.setattr(stages, "next_units", counted)
+    holder, calls = hold(str(tmp_path / "near" / "seed1")), []
+    try:
+        assert execute.run_sweep(config(), str(tmp_path), train_fn=stand_in(calls)) == 0
+    finally:
+        kill(holder)
+    assert len(plans) == 1 and "near/seed1" not in calls and len(calls) == 8
+    assert json.load(open(tmp_path / "decisions.json"))["last_look"] == -1
+    again = []  # the holder gone, the same command goes on
+    monkeypatch.setattr(stages, "next_units", next_units)
+    execute.run_sweep(config(), str(tmp_path), train_fn=stand_in(again))
+    assert again[0] == "near/seed1"
 
 
 def test_as_shards_each_invocation_runs_one_stage_and_decides_only_complete_looks(tmp_path):

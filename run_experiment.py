@@ -62,7 +62,7 @@ def main(argv):
     del argv
     logging.set_verbosity(logging.WARNING)  # orbax and TFDS log every step at INFO
     from inception_flax.sweeps import command
-    return command.main(FLAGS.config, command.Flags(
+    return command.main(cli.loaded_config(FLAGS["config"]), command.Flags(
         FLAGS.workdir, FLAGS.dry_run, FLAGS.shard, FLAGS.workers, FLAGS.distributed,
         FLAGS.set_aside_stale, FLAGS.retry_diverged))
 

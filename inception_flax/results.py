@@ -30,7 +30,11 @@ def main(argv=None) -> int:
                        "what is done.", define, positional=compat.REPORT_POSITIONAL)
     if isinstance(values, int):
         return values
-    workdir = values.workdir or "no --workdir"
+    if not values.workdir:
+        print("error: no --workdir given; give the --workdir of a sweep (it holds sweep.json), "
+              "e.g. --workdir runs/quickstart.", file=sys.stderr)
+        return 2
+    workdir = values.workdir
     try:
         write(workdir)
     except run_dir.Damaged as damaged:

@@ -25,4 +25,6 @@ def test_command_line_new_and_old_spellings(tmp_path, capsys):
     assert results.main(["--workdir", str(tmp_path / "nothing")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "holds no sweep.json" in err
+    assert results.main([]) == 2
+    assert capsys.readouterr().err.startswith("error: no --workdir given; give the --workdir")
     assert results.main(["--help"]) == 0 and "--workdir" in capsys.readouterr().out

@@ -187,11 +187,11 @@ def fixed_cost_widths(config: ml_collections.ConfigDict, variant_configs: dict) 
 
 # sweep field: (default, whether a value is in range, the range in words).
 NUMBERS = {
-    "alpha": (0.05, lambda x: 0 < x < 1, "in (0, 1), e.g. 0.05: the family-wise error of "
-              "the verdicts"),
+    "alpha": (0.05, lambda x: 0 < x < 1, "in (0, 1) (the family-wise error of "
+              "the verdicts)"),
     "margin": (0.0, lambda x: 0 <= x < math.inf, ">= 0, in points of top-1 error (0: no "
                "equivalence verdicts)"),
-    "fixed_cost_tolerance": (0.01, lambda x: 0 < x < 1, "in (0, 1), relative, e.g. 0.01"),
+    "fixed_cost_tolerance": (0.01, lambda x: 0 < x < 1, "in (0, 1) (relative)"),
 }
 
 

@@ -62,6 +62,14 @@ def absl_parser(flag_values: flags.FlagValues, argv_prefix: str = "--config."):
 def _flag_problem(error: Exception, argv: list[str], prefix: str) -> str:
     """What was wrong with a flag, from the exception absl or ml_collections raised."""
     text = " ".join(str(error).replace("\\n", " ").split()).replace("\\'", "'")
+    if "Error whilst parsing config file" in str(error):  # get_config raised: its last line
+        last = re.findall(r"^\w*(?:Error|Exception): (.+)$", str(error), re.MULTILINE)
+        return f"--config {_config_arg(argv)}: {last[-1] if last else text}".rstrip(".")
+    if isinstance(error, SyntaxError):
+        return f"--config {_config_arg(argv)}: {text}"
+    if isinstance(error, AttributeError) and "attribute 'get_config'" in text:
+        return (f"--config {_config_arg(argv)} defines no get_config(); a config file defines "
+                "get_config() returning a ConfigDict (e.g. configs/fashion_mnist.py)")
     if isinstance(error, (AttributeError, KeyError)):  # ml_collections: no such field
         name = re.search(r"'(\w+)'", text)
         guess = re.search(r'Did you mean "(\w+)"', text)
@@ -70,6 +78,30 @@ def _flag_problem(error: Exception, argv: list[str], prefix: str) -> str:
         return (f"{flag or 'a config flag'} names no config field"
                 + (f" (did you mean {guess.group(1)}?)" if guess else ""))
     return text.rstrip(".")
+
+
+def _config_arg(argv: list[str]) -> str | None:
+    """The value of `--config` in `argv` (`--config X` or `--config=X`), None where absent."""
+    for i, arg in enumerate(argv):
+        if arg.startswith("--config="):
+            return arg.partition("=")[2]
+        if arg == "--config" and i + 1 < len(argv):
+            return argv[i + 1]
+    return None
+
+
+def loaded_config(flag):
+    """The config a `--config` flag (`flags.FLAGS["config"]`) loaded. Where its file could not
+    be read, ml_collections defers the error to the config's first use: said here in one
+    sentence, exit code 2."""
+    try:
+        flag.value.get  # noqa: B018 (the first use: raises the deferred error)
+    except OSError:
+        print(f"error: --config {flag.config_filename}: no such file, or it cannot be read; "
+              "give a config or experiment file, e.g. experiments/quickstart.py or "
+              "configs/fashion_mnist.py.", file=sys.stderr)
+        sys.exit(EXIT_BAD_INPUT)
+    return flag.value
 
 
 def parse(argv: list[str] | None, program: str, description: str,

@@ -60,3 +60,24 @@ def test_help_is_printed_with_exit_code_0():
                               INCEPTION_FLAX_MALLOC="system"))
         assert done.returncode == 0, done.stderr
         assert "--workers" in done.stdout and "--config.sweep.only=" in done.stdout
+
+
+def test_a_config_file_that_cannot_be_loaded_is_one_sentence(tmp_path):
+    """ml_collections defers a missing file's error to the config's first use, and flattens a
+    traceback of get_config into the flag's error: each is one sentence naming the file."""
+    (tmp_path / "syntax.py").write_text("def get_config(:\n")
+    (tmp_path / "empty.py").write_text("X = 1\n")
+    for config, said in (
+            (str(tmp_path / "nope.py"), f"--config {tmp_path / 'nope.py'}: no such file"),
+            (str(tmp_path / "syntax.py"), f"--config {tmp_path / 'syntax.py'}: invalid syntax"),
+            (str(tmp_path / "empty.py"), f"--config {tmp_path / 'empty.py'} defines no "
+                                         "get_config()"),
+            ("experiments/quickstart.py:nope", "--config experiments/quickstart.py:nope: "
+                                               "experiment data 'nope' is not valid")):
+        done = subprocess.run([sys.executable, "run_experiment.py", "--config", config,
+                               "--workdir", str(tmp_path / "run")], cwd=ROOT,
+                              capture_output=True, text=True,
+                              env=dict(os.environ, INCEPTION_FLAX_MALLOC="system"))
+        assert done.returncode == cli.EXIT_BAD_INPUT, done.stderr[-2000:]
+        assert done.stderr.startswith(f"error: {said}") and done.stderr.count("\n") == 1
+        assert not (tmp_path / "run").exists()

@@ -1,10 +1,11 @@
 """A training config at the boundary: the one conversion to the architecture's
 `InceptionConfig` (`resolve`), and every check that can be made before anything is written.
 
-`RANGES` lists every numeric field of a training config (`configs/`) with the values it takes,
-`CHOICES` every named choice; `validate` checks them, the names and values of the model's
-fields, the input size and the batch against the devices, and returns the run's `Settings`
-(the config with every model field set, and the `InceptionConfig`), which travel with the run.
+`RANGES` lists every numeric field of a training config (`configs/`), and a sweep's own, with
+the values it takes, `CHOICES` every named choice; `validate` checks them, the names and
+values of the model's fields, the input size and the batch against the devices, and returns
+the run's `Settings` (the config with every model field set, and the `InceptionConfig`),
+which travel with the run.
 A sweep validates each variant once, before its first run starts.
 """
 
@@ -56,6 +57,11 @@ RANGES = {
     "model.batch_norm_decay": (0.0, 1.0, (True, False), ""),
     "model.batch_norm_epsilon": (0.0, None, (False, False), ""),
     "model.module_17_n": (3, None, (True, False), "and odd"),
+    # A sweep's own numbers (`sweeps/plan.py`), checked once per sweep.
+    "sweep.alpha": (0.0, 1.0, (False, False), "the family-wise error of the verdicts"),
+    "sweep.margin": (0.0, None, (True, False), "points of top-1 error; 0: no equivalence "
+                     "verdicts"),
+    "sweep.fixed_cost_tolerance": (0.0, 1.0, (False, False), "relative"),
 }
 
 
@@ -71,12 +77,16 @@ def describe_range(field: str) -> str:
     return f"in {'[' if low_in else '('}{low}, {high}{']' if high_in else ')'}"
 
 
-def check_ranges(config: ml_collections.ConfigDict) -> None:
-    """A ValueError naming the first field outside its range (see `RANGES`)."""
-    for field, (low, high, (low_in, high_in), meaning) in RANGES.items():
+def check_ranges(config: ml_collections.ConfigDict, fields=RANGES) -> None:
+    """A ValueError naming the first of `fields` (default: all of `RANGES`) outside its range;
+    a field whose parent the config lacks (`sweep` in a run's config) is skipped."""
+    for field in fields:
+        low, high, (low_in, high_in), meaning = RANGES[field]
         node, name = config, field
         if "." in field:
             parent, name = field.split(".", 1)
+            if parent not in config:
+                continue
             node = config[parent]
         if name not in node or node[name] is None:  # None: the preset's value, checked after
             continue

@@ -96,8 +96,8 @@ def check_data(workdir: str, units: list) -> None:
     be had (`input_pipeline.check_available`), checked before anything is written: missing
     data is bad input. A finished sweep needs no data to write its tables again."""
     from inception_flax.run import input_pipeline
-    todo = [run for unit in units for run in unit
-            if execute.status_of(workdir, run) not in ("done", "diverged")]
+    from inception_flax.sweeps import stages
+    todo = stages.left_to_train(workdir, [run for unit in units for run in unit])
     sources = {(run.config.dataset, run.config.data_dir): run.config for run in todo}
     for config in sources.values():
         input_pipeline.check_available(config)
@@ -131,10 +131,8 @@ def with_workers(config: ml_collections.ConfigDict, flags: Flags, runs: list,
                                 stale)
         code = max(code, workers.run(count, sys.orig_argv[1:], work))
         # As in one process (stages.run): a diverged run is recorded and the design goes on;
-        # a run left unfinished (failed, preempted, a worker's fault) holds its look back.
-        unfinished = [r for r in needed
-                      if execute.status_of(flags.workdir, r) not in stages.FINISHED]
-        if not staged or workers.stopped() or unfinished:
+        # a run left to train (failed, preempted, a worker's fault) holds its look back.
+        if not staged or workers.stopped() or stages.left_to_train(flags.workdir, needed):
             break
     print_tables(flags.workdir)
     if code:

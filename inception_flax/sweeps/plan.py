@@ -29,7 +29,6 @@ import dataclasses
 import fnmatch
 import itertools
 import json
-import math
 import os
 
 import ml_collections
@@ -37,7 +36,7 @@ import ml_collections
 from inception_flax.model import cost
 from inception_flax.model.architecture import InceptionConfig
 from inception_flax.run import run_dir
-from inception_flax.run.settings import Settings, resolve, validate
+from inception_flax.run.settings import RANGES, Settings, check_ranges, resolve, validate
 from inception_flax.sweeps import workers
 from inception_flax.utils import files
 
@@ -142,7 +141,7 @@ def expand(config: ml_collections.ConfigDict) -> list[Run]:
     sweep, named = config.sweep, variants(config)
     names, chosen = [name for name, _ in named], selected(config)
     baseline_of(config)  # a ValueError where it names no variant
-    check_numbers(sweep)
+    check_ranges(config, [f for f in RANGES if f.startswith("sweep.")])  # alpha, margin...
     for name in sweep.get("fixed_cost_exempt") or ():
         if name not in names:
             raise ValueError(f"sweep.fixed_cost_exempt names {name!r}, which is not a variant; "
@@ -183,28 +182,6 @@ def fixed_cost_widths(config: ml_collections.ConfigDict, variant_configs: dict) 
             model, variant.image_size, target_macs,
             config.sweep.fixed_cost_tolerance).depth_multiplier, 6))
     return widths
-
-
-# sweep field: (default, whether a value is in range, the range in words).
-NUMBERS = {
-    "alpha": (0.05, lambda x: 0 < x < 1, "in (0, 1) (the family-wise error of "
-              "the verdicts)"),
-    "margin": (0.0, lambda x: 0 <= x < math.inf, ">= 0, in points of top-1 error (0: no "
-               "equivalence verdicts)"),
-    "fixed_cost_tolerance": (0.01, lambda x: 0 < x < 1, "in (0, 1) (relative)"),
-}
-
-
-def check_numbers(sweep) -> None:
-    """`sweep.alpha`, `margin` and `fixed_cost_tolerance` in their ranges (`NUMBERS`; a
-    ValueError says which is not), checked before any run starts."""
-    for field, (default, in_range, words) in NUMBERS.items():
-        value = sweep.get(field, default)
-        if value is None and field == "margin":
-            continue  # no margin, as 0
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not in_range(value):
-            raise ValueError(f"sweep.{field}={value!r} is out of range; give a number {words}, "
-                             f"e.g. --config.sweep.{field}={default}.")
 
 
 def distinct_seeds(seeds) -> list[int]:

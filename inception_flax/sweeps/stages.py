@@ -75,11 +75,16 @@ def run(config, workdir: str, runs: list, shard: str | None, train_fn, stale: di
         if outcome is None:  # preempted
             return bad
         bad += outcome
-        # A run left unfinished (failed: the next command retries it; or trained by another
+        # A run left to train (failed: the next command retries it; or trained by another
         # command) holds its look back: stop, rather than plan the same stage again.
-        unfinished = [r for r in needed if execute.status_of(workdir, r) not in FINISHED]
-        if one_stage or unfinished:
+        if one_stage or left_to_train(workdir, needed):
             return bad
+
+
+def left_to_train(workdir: str, runs: list) -> list:
+    """The runs neither done nor diverged: failed, preempted, trained by another command, or
+    not begun."""
+    return [run for run in runs if execute.status_of(workdir, run) not in FINISHED]
 
 
 def next_units(config, workdir: str, runs: list) -> tuple[list, list]:

@@ -1,8 +1,14 @@
-"""The paper's recipe on ImageNet (TFDS `imagenet2012`): section 8 of "Rethinking the Inception
-Architecture" and TF-slim's training defaults, each number with its source.
+"""The paper's recipe on ImageNet: section 8 of "Rethinking the Inception Architecture" and
+TF-slim's training defaults, each number with its source. The data in any of the three forms
+labs hold it (docs/training.md, "Training on ImageNet"): TFDS's `imagenet2012` (prepared from
+ILSVRC2012's tar files by `python -m inception_flax.prepare`), an ImageFolder tree, or TF-slim's
+TFRecords.
 
+    python -m inception_flax.prepare --dataset=imagenet2012 --data_dir=/data/tfds
     python run_experiment.py --config configs/imagenet_inception_v3.py --workdir runs/v3 \\
-        --config.data_dir=/path/to/tensorflow_datasets
+        --config.data_dir=/data/tfds
+    python run_experiment.py --config configs/imagenet_inception_v3.py --workdir runs/v3 \\
+        --config.dataset=image_folder --config.data_dir=/data/imagenet
 """
 
 import ml_collections
@@ -15,11 +21,11 @@ def get_config():
     config = ml_collections.ConfigDict()
     config.seed = 0
 
-    # Data.
+    # Data: a TFDS name, "image_folder" or "slim_tfrecords" (inception_flax/run/image_sources.py).
     config.dataset = "imagenet2012"
     config.data_dir = config_dict.placeholder(str)  # None: TFDS's default (~/tensorflow_datasets)
     config.train_split = "train"
-    config.eval_split = "validation"
+    config.eval_split = "validation"  # an ImageFolder's val/ where it has no validation/
     config.in_memory = False  # stream with tf.data
     config.image_size = 299
     config.preprocessing = "inception"  # TF-slim's inception_preprocessing
@@ -28,8 +34,9 @@ def get_config():
     config.data_threads = 16
 
     # Model: the released Inception-v3 (its batch-norm decay 0.9997 and epsilon 1e-3 are
-    # TF-slim's inception_v3_arg_scope defaults).
-    config.model = inception.model("inception_v3", num_classes=1000)
+    # TF-slim's inception_v3_arg_scope defaults), with as many classes as the data has
+    # (num_classes left None: ImageNet's 1,000, or a subset's).
+    config.model = inception.model("inception_v3")
     config.sync_batch_norm = False  # each replica normalizes its own batch, as in the paper
 
     # Optimizer: section 8.

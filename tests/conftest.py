@@ -41,3 +41,40 @@ def pytest_collection_modifyitems(items):
 def pytest_sessionfinish(session):
     if "PYTEST_XDIST_WORKER" not in os.environ:  # the controller, or a run without workers
         shutil.rmtree(CACHE, ignore_errors=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# A tiny fake ImageNet in each form labs hold it (tests/scripts/fake_imagenet.py), made once per
+# test process: 4 classes, 6 training and 3 validation images each (12 validation images in
+# the ILSVRC2012 tars, labelled by TFDS's list).
+
+def _fake(tmp_path_factory, form: str) -> str:
+    from tests.scripts import fake_imagenet
+    folder = str(tmp_path_factory.mktemp(form))
+    getattr(fake_imagenet, form)(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def ilsvrc_tars(tmp_path_factory):
+    """A folder with ILSVRC2012_img_train.tar and ILSVRC2012_img_val.tar."""
+    return _fake(tmp_path_factory, "ilsvrc_tars")
+
+
+@pytest.fixture(scope="session")
+def tfds_imagenet(tmp_path_factory, ilsvrc_tars):
+    """A TFDS data_dir with imagenet2012 prepared from the fake tars by the prepare command."""
+    from inception_flax.run import preparation
+    data_dir = str(tmp_path_factory.mktemp("tfds"))
+    preparation.prepare("imagenet2012", data_dir, ilsvrc_tars, say=lambda *_: None)
+    return data_dir
+
+
+@pytest.fixture(scope="session")
+def image_folder(tmp_path_factory):
+    return _fake(tmp_path_factory, "image_folder")
+
+
+@pytest.fixture(scope="session")
+def slim_tfrecords(tmp_path_factory):
+    return _fake(tmp_path_factory, "slim_tfrecords")

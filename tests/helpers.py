@@ -165,3 +165,30 @@ def straight_and_killed(command, tmp_path, kill_at: str, timeout: int = 900):
                            cwd=ROOT, timeout=timeout)
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
     return straight, killed, done.stdout, again.stdout
+
+
+# The ImageNet config at a test's size: batch 8 of 75×75 images, a narrow network with one
+# module per grid and no auxiliary head, 3 steps on the fake data (4 classes, 24 training
+# images: one epoch), logging every step, no shuffle buffer to speak of; the test session's
+# compilation cache (helpers.env), not one per run.
+IMAGENET_TINY = {"global_batch_size": 8, "eval_batch_size": 8, "image_size": 75,
+                 "model.depth_multiplier": 0.1, "model.modules_per_grid": (1, 1, 1),
+                 "model.aux_head": "none", "num_epochs": 1.0, "shuffle_buffer": 32,
+                 "data_threads": 2, "log_every_steps": 1, "checkpoint_every_steps": 2,
+                 "tensorboard": False, "compilation_cache": False}
+
+
+def imagenet_config(dataset: str, data_dir: str, **overrides):
+    """configs/imagenet_inception_v3.py on `dataset` in `data_dir` at IMAGENET_TINY."""
+    from configs import imagenet_inception_v3
+    config = imagenet_inception_v3.get_config()
+    config.update_from_flattened_dict(dict(IMAGENET_TINY, dataset=dataset, data_dir=data_dir,
+                                           **overrides))
+    return config
+
+
+def imagenet_flags(dataset: str, data_dir: str, **overrides) -> list[str]:
+    """The same as `--config.X=V` flags of run_experiment.py."""
+    fields = dict(IMAGENET_TINY, dataset=dataset, data_dir=data_dir, **overrides)
+    return [f"--config.{k}={v!r}" if isinstance(v, tuple) else f"--config.{k}={v}"
+            for k, v in fields.items()]

@@ -8,11 +8,15 @@ each yielding this process's part of every global batch as numpy arrays):
   [k·B, (k+1)·B) of it, and process p takes its contiguous slice. Flips are drawn per global
   batch too, so the examples a step sees do not depend on the number of processes. Images stay
   uint8 at their stored size; `prepare_images` resizes and scales them on the accelerator.
-- TFDS streaming via tf.data (ImageNet and other large datasets), as Flax's ImageNet example
-  does: each process reads its own part of the split (`tfds.split_for_jax_process`), shuffles
-  it with a seed per epoch and skips to the resumed position; every random crop, flip and colour
-  change uses a stateless seed made of (seed, epoch, position), so a resumed run sees the same
-  examples transformed the same way. The Inception preprocessing runs here, on the host.
+- Streaming via tf.data (ImageNet and other large datasets), as Flax's ImageNet example does,
+  from a TFDS dataset, an ImageFolder tree or TF-slim's TFRecords (`image_sources`): each
+  process reads its own part of the split, in an order drawn per epoch (a shuffle buffer with
+  a seed per epoch over records stored shuffled; a permutation of the whole split for an
+  ImageFolder), and skips to the resumed position; every random crop, flip and colour change
+  uses a stateless seed made of (seed, epoch, position), so a resumed run sees the same
+  examples transformed the same way. Images are decoded (TensorFlow's `decode_image`) and
+  preprocessed here, on the host. An image that cannot be read stops the read with a
+  `DatasetDamaged` naming it (the batch that failed is read again one example at a time).
 
 tf.data was chosen over Grain because TFDS prepares ImageNet as TFRecords by default (Grain's
 `tfds.data_source` needs ArrayRecord files) and because the Inception preprocessing is TF's own.
@@ -31,6 +35,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from inception_flax.run import image_sources
+from inception_flax.run.image_sources import (DataError, DatasetDamaged, DatasetNotFound,
+                                              DatasetTooSmall, one_line)
+
 FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
 
 
@@ -41,18 +49,6 @@ class Dataset:
     steps_per_epoch: int
     train_batches: Callable[[int], Iterator[dict]]  # start step → {"image", "label"}
     eval_batches: Callable[[], Iterator[dict]]  # → {"image", "label", "mask"}
-
-
-class DataError(ValueError):
-    """The data a config names cannot be read: bad input, said in one sentence."""
-
-
-class DatasetNotFound(DataError):
-    pass
-
-
-class DatasetDamaged(DataError):
-    pass
 
 
 # ---------------------------------------------------------------------------------------------
@@ -146,9 +142,7 @@ def array_dataset(name: str, arrays, num_classes: int, global_batch: int, eval_b
 # TFDS through tf.data.
 
 def _tf():
-    import tensorflow as tf
-    tf.config.set_visible_devices([], "GPU")  # the accelerator is JAX's
-    return tf
+    return image_sources.tf()
 
 
 def _unit_rgb(image):
@@ -203,97 +197,130 @@ def tfds_prepared(name: str, data_dir: str | None) -> bool:
     _tf()  # TensorFlow, imported by TFDS, kept off the accelerator
     import tensorflow_datasets as tfds
     try:
-        return tfds.builder(name, data_dir=data_dir).is_prepared()
+        with image_sources.quiet_tfds():
+            return tfds.builder(name, data_dir=data_dir).is_prepared()
     except Exception:  # noqa: BLE001 (an unknown name or an unreadable folder)
         return False
 
 
-def tfds_builder(name: str, data_dir: str | None):
-    _tf()  # TensorFlow, imported by TFDS, kept off the accelerator
-    import tensorflow_datasets as tfds
-    try:
-        builder = tfds.builder(name, data_dir=data_dir)
-    except Exception as error:  # unknown name
-        raise DatasetNotFound(f"TFDS has no dataset {name!r} ({error}).") from None
-    if not builder.is_prepared():
-        try:
-            builder.download_and_prepare()
-        except Exception as error:
-            raise DatasetNotFound(
-                f"TFDS dataset {name!r} is not prepared in {builder.data_dir} and could not be "
-                f"downloaded ({type(error).__name__}). Prepare it there first (ImageNet: put "
-                "the ILSVRC2012 tar files in <data_dir>/downloads/manual and run "
-                f"`tfds build {name} --data_dir=...`), then set config.data_dir.") from None
-    return builder
-
-
-def _num_examples(builder, split) -> int:
-    """The split's size from the dataset's metadata, else (as under `tfds.testing.mock_data`,
-    whose metadata is empty) by counting."""
-    try:
-        return builder.info.splits[split].num_examples
-    except KeyError:
-        return int(builder.as_dataset(split=split).reduce(0, lambda count, _: count + 1))
-
-
-def tfds_dataset(config, global_batch: int, eval_batch: int) -> Dataset:
-    import tensorflow_datasets as tfds
+def decode(encoded):
+    """An image from its stored bytes (JPEG, PNG, BMP or GIF: TensorFlow's `decode_image`)
+    as uint8 RGB; an image already decoded passes through."""
     tf = _tf()
-    builder = tfds_builder(config.dataset, config.data_dir)
-    info = builder.info
-    num_classes = info.features["label"].num_classes
-    processes = jax.process_count()
+    if encoded.dtype != tf.string:
+        return encoded
+    return tf.io.decode_image(encoded, channels=3, expand_animations=False)
+
+
+def _labelled(label, num_classes: int):
+    """`label`, checked to be a class of the data (a record outside them stops the read)."""
+    tf = _tf()
+    inside = tf.logical_and(label >= 0, label < num_classes)
+    with tf.control_dependencies([tf.debugging.assert_equal(
+            inside, True, message=f"a label outside the data's {num_classes} classes")]):
+        return tf.identity(label)
+
+
+def _read(dataset, first: int, diagnose) -> Iterator[dict]:
+    """The batches of a tf.data `dataset` as numpy arrays; an error reading batch k (counted
+    from `first`) is raised as `diagnose(k, error)`, a `DataError` naming the example."""
+    tf = _tf()
+    iterator, k = dataset.as_numpy_iterator(), first
+    while True:
+        try:
+            batch = next(iterator)
+        except StopIteration:
+            return
+        except tf.errors.OpError as error:
+            raise diagnose(k, error) from None
+        yield batch
+        k += 1
+
+
+def _diagnose(elements, transform, split: str, source) -> DataError:
+    """Which of `elements` (one batch's, undecoded, with their positions) cannot be read or
+    decoded: the error naming it. Eager, one example at a time (only after a batch failed)."""
+    tf = _tf()
+    where = f"the {split} split of {source.where}"
+    try:
+        for i, element in elements:
+            try:
+                transform(i, element)
+            except tf.errors.OpError as error:
+                name = element["name"].numpy().decode(errors="replace") or f"example {int(i)}"
+                return DatasetDamaged(f"{name} in {where} cannot be read ({one_line(error)}); "
+                                      f"{source.repair}")
+    except tf.errors.OpError as error:  # the stored records themselves
+        return DatasetDamaged(f"{where} cannot be read ({one_line(error)}); restore its files")
+    return DatasetDamaged(f"{where} cannot be read; restore its files")
+
+
+def streaming_dataset(config, global_batch: int, eval_batch: int,
+                      source: image_sources.Source | None = None) -> Dataset:
+    """The tf.data pipeline of a source in one of the three forms (`image_sources`): this
+    process's part of each global batch, decoded and preprocessed on the host."""
+    tf = _tf()
+    source = source or image_sources.open_source(config)
+    processes, index = jax.process_count(), jax.process_index()
     local, local_eval = global_batch // processes, eval_batch // processes
-    train_split = tfds.split_for_jax_process(config.train_split, drop_remainder=True)
-    num_train_local = _num_examples(builder, train_split)
-    steps_per_epoch = num_train_local // local
-    num_eval = _num_examples(builder, config.eval_split)
+    steps_per_epoch = source.check(config.train_split, config.eval_split, global_batch,
+                                   processes)
+    train = source.part(config.train_split, processes, index, config.seed, global_batch)
+    evaluation = source.part(config.eval_split, processes, index)
+    num_eval, num_classes = source.examples(config.eval_split), source.num_classes
     size, seed = config.image_size, config.seed
     inception, flip = config.preprocessing == "inception", config.preprocessing != "none"
     options = tf.data.Options()
     options.deterministic = True
     options.threading.private_threadpool_size = max(1, config.data_threads)
 
+    def ordered(epoch: int):
+        """This process's undecoded examples of `epoch`, in its order, with their positions."""
+        ds = train.read(epoch)
+        if not train.shuffled:  # stored shuffled (TFDS, TF-slim): a buffer, a seed per epoch
+            ds = ds.shuffle(config.shuffle_buffer, seed=seed * 1_000_003 + epoch,
+                            reshuffle_each_iteration=False)
+        return ds.enumerate()
+
+    def augment(epoch: int):
+        def transform(i, example):
+            key = tf.stack([tf.cast(seed * 1_000_003 + epoch, tf.int64), i])
+            image = decode(example["encoded"])
+            if inception:
+                image = inception_train_preprocess(image, key, size, config.color_distortion)
+            else:  # "none" turns the flip off, as for in-memory data
+                image = simple_preprocess(image, size, key if flip else None)
+            return {"image": image, "label": _labelled(example["label"], num_classes)}
+        return transform
+
     def train_batches(start_step: int):
         epoch, position = divmod(start_step, steps_per_epoch)
         while True:
-            ds = builder.as_dataset(split=train_split, shuffle_files=False)
-            ds = ds.shuffle(config.shuffle_buffer, seed=seed * 1_000_003 + epoch,
-                            reshuffle_each_iteration=False)
-            ds = ds.enumerate().skip(position * local).take(steps_per_epoch * local)
-
-            def preprocess(i, example, epoch=epoch):
-                key = tf.stack([tf.cast(seed * 1_000_003 + epoch, tf.int64), i])
-                if inception:
-                    image = inception_train_preprocess(example["image"], key, size,
-                                                       config.color_distortion)
-                else:  # "none" turns the flip off, as for in-memory data
-                    image = simple_preprocess(example["image"], size, key if flip else None)
-                return {"image": image, "label": tf.cast(example["label"], tf.int32)}
-
-            ds = ds.map(preprocess, num_parallel_calls=tf.data.AUTOTUNE)
+            ds = ordered(epoch).skip(position * local).take((steps_per_epoch - position) * local)
+            ds = ds.map(augment(epoch), num_parallel_calls=tf.data.AUTOTUNE)
             ds = ds.batch(local, drop_remainder=True).prefetch(2).with_options(options)
-            yield from tfds.as_numpy(ds)
+            yield from _read(ds, position, lambda k, error, epoch=epoch: _diagnose(
+                ordered(epoch).skip(k * local).take(local), augment(epoch),
+                config.train_split, source))
             epoch, position = epoch + 1, 0
 
+    def prepare_eval(i, example):
+        image = decode(example["encoded"])
+        image = (inception_eval_preprocess(image, size) if inception
+                 else simple_preprocess(image, size))
+        return {"image": image, "label": _labelled(example["label"], num_classes),
+                "mask": tf.constant(True)}
+
     def eval_batches():
-        split = tfds.split_for_jax_process(config.eval_split, drop_remainder=False)
-        ds = builder.as_dataset(split=split, shuffle_files=False)
-
-        def preprocess(example):
-            image = (inception_eval_preprocess(example["image"], size) if inception
-                     else simple_preprocess(example["image"], size))
-            return {"image": image, "label": tf.cast(example["label"], tf.int32),
-                    "mask": tf.constant(True)}
-
-        ds = ds.map(preprocess, num_parallel_calls=tf.data.AUTOTUNE).with_options(options)
+        ds = evaluation.read(None).enumerate().map(prepare_eval,
+                                                   num_parallel_calls=tf.data.AUTOTUNE)
         # Pad to whole batches of the same count on every process; padding has mask False.
-        count = _num_examples(builder, split)
-        batches = -(-num_eval // eval_batch)
-        padding = batches * local_eval - count
+        padding = -(-num_eval // eval_batch) * local_eval - evaluation.count
         pad = ds.take(1).repeat(padding).map(lambda e: dict(e, mask=tf.constant(False)))
-        ds = ds.concatenate(pad).batch(local_eval).prefetch(2)
-        yield from tfds.as_numpy(ds)
+        ds = ds.concatenate(pad).batch(local_eval).prefetch(2).with_options(options)
+        yield from _read(ds, 0, lambda k, error: _diagnose(
+            evaluation.read(None).enumerate().skip(k * local_eval).take(local_eval),
+            prepare_eval, config.eval_split, source))
 
     return Dataset(config.dataset, num_classes, steps_per_epoch, train_batches, eval_batches)
 
@@ -301,12 +328,13 @@ def tfds_dataset(config, global_batch: int, eval_batch: int) -> Dataset:
 def tfds_arrays(name: str, data_dir: str | None, train_split: str, eval_split: str):
     """A small TFDS dataset loaded whole into memory (uint8 images, int32 labels)."""
     import tensorflow_datasets as tfds
-    builder = tfds_builder(name, data_dir)
+    source = image_sources.TFDSSource(name, data_dir)
     arrays = []
     for split in (train_split, eval_split):
-        data = tfds.as_numpy(builder.as_dataset(split=split, batch_size=-1))
+        source.examples(split)  # the split there, with its shards
+        data = tfds.as_numpy(source.builder.as_dataset(split=split, batch_size=-1))
         arrays += [data["image"], data["label"].astype(np.int32)]
-    return arrays, builder.info.features["label"].num_classes
+    return arrays, source.num_classes
 
 
 def default_arrays(config):
@@ -321,33 +349,66 @@ def default_arrays(config):
         return tfds_arrays("fashion_mnist", None, "train", "test")
 
 
-def check_available(config) -> None:
-    """Raises what `create` would (`DatasetNotFound`, `DatasetDamaged`) where `config`'s data
-    cannot be had, without building a pipeline: Debian's files missing or damaged, a TFDS
-    dataset unknown, or not prepared and not downloadable (it is downloaded here where it can
-    be, as `create` would). A TFDS dataset's records are read only in training."""
+def _arrays(config):
+    """(arrays, classes) of in-memory data (the default data, or a TFDS dataset held whole)."""
     if config.dataset == "fashion_mnist_debian":
-        default_arrays(config)
+        return default_arrays(config)
+    if config.dataset in image_sources.STREAMED:
+        raise ValueError(f"config.dataset={config.dataset!r} is streamed from its files, not "
+                         "held in memory; set --config.in_memory=False.")
+    if config.preprocessing == "inception":
+        raise ValueError("preprocessing='inception' needs the streaming pipeline; set "
+                         "config.in_memory=False or preprocessing='resize_flip'.")
+    return tfds_arrays(config.dataset, config.data_dir, config.train_split, config.eval_split)
+
+
+def in_memory(config) -> bool:
+    return config.dataset == "fashion_mnist_debian" or bool(config.in_memory)
+
+
+def num_classes(config) -> int:
+    """The classes of `config`'s data, from its own metadata (`DataError` where it cannot be
+    read)."""
+    if in_memory(config):
+        return _arrays(config)[1]
+    return image_sources.open_source(config).num_classes
+
+
+def check_available(config) -> None:
+    """Raises what `create` would (a `DataError`, or a ValueError for a config that cannot
+    hold its data) before anything is written: Debian's files missing or damaged; a TFDS
+    dataset unknown or not prepared (nothing is downloaded or prepared: `python -m
+    inception_flax.prepare` does that); a folder form not there or not recognised; a split,
+    shard or file missing, a shard cut short; fewer examples than one global batch. Images
+    are decoded only in training (a corrupt one is named then)."""
+    if in_memory(config):
+        arrays, _ = _arrays(config)
+        _check_size(len(arrays[0]), len(arrays[2]), config.global_batch_size, config)
     else:
-        tfds_builder(config.dataset, config.data_dir)
+        image_sources.open_source(config).check(config.train_split, config.eval_split,
+                                                config.global_batch_size, jax.process_count())
+
+
+def _check_size(train: int, evaluation: int, global_batch: int, config) -> None:
+    if train < global_batch:
+        raise image_sources.DatasetTooSmall(
+            f"the {config.train_split} split of {config.dataset} has {train} examples, fewer "
+            f"than one global batch of {global_batch}; set "
+            f"--config.global_batch_size={train} or less, or give it more data.")
+    if evaluation < 1:
+        raise image_sources.DatasetTooSmall(f"the {config.eval_split} split of {config.dataset} "
+                                            "is empty; give it examples.")
 
 
 def create(config, global_batch: int, eval_batch: int) -> Dataset:
     """The dataset named by `config.dataset`: "fashion_mnist_debian" (the default data,
-    `default_arrays`: Debian's files, else TFDS's `fashion_mnist` where it is prepared), or
-    any TFDS image-classification dataset (downloaded where it is not prepared and can be),
-    streamed (`config.in_memory=False`) or held in memory."""
-    flip = config.preprocessing != "none"
-    if config.dataset == "fashion_mnist_debian":
-        arrays, num_classes = default_arrays(config)
-        return array_dataset(config.dataset, arrays, num_classes, global_batch, eval_batch,
-                             config.seed, flip)
-    if config.in_memory:
-        if config.preprocessing == "inception":
-            raise ValueError("preprocessing='inception' needs the streaming TFDS pipeline; set "
-                             "config.in_memory=False or preprocessing='resize_flip'.")
-        arrays, num_classes = tfds_arrays(config.dataset, config.data_dir, config.train_split,
-                                          config.eval_split)
-        return array_dataset(config.dataset, arrays, num_classes, global_batch, eval_batch,
-                             config.seed, flip)
-    return tfds_dataset(config, global_batch, eval_batch)
+    `default_arrays`: Debian's files, else TFDS's `fashion_mnist` where it is prepared), a
+    TFDS image-classification dataset prepared in `config.data_dir` (held in memory with
+    `config.in_memory`, else streamed), or ImageNet's folder forms "image_folder" and
+    "slim_tfrecords" (streamed): `image_sources`. Nothing is downloaded or prepared."""
+    if in_memory(config):
+        arrays, classes = _arrays(config)
+        _check_size(len(arrays[0]), len(arrays[2]), global_batch, config)
+        return array_dataset(config.dataset, arrays, classes, global_batch, eval_batch,
+                             config.seed, config.preprocessing != "none")
+    return streaming_dataset(config, global_batch, eval_batch)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import sys
 
 import jax
 import ml_collections
@@ -132,11 +133,42 @@ def resolve(config: ml_collections.ConfigDict) -> Settings:
     return Settings(resolved, model)
 
 
-def validate(config: ml_collections.ConfigDict) -> Settings:
+_NOTED: set = set()
+
+
+def with_data_classes(config: ml_collections.ConfigDict,
+                      required: bool = True) -> ml_collections.ConfigDict:
+    """`config`, with `model.num_classes` from its data where it is left None (the ImageNet
+    config's default: a 100-class subset trains a 100-way head), read from the data's own
+    metadata (`input_pipeline.num_classes`: a `DataError` where the data cannot be read).
+    Not `required` (a dry run): where the data cannot be read, the preset's count, said on
+    stderr (once: the config returned has it)."""
+    if "model" not in config or config.model.get("num_classes") is not None:
+        return config
+    from inception_flax.run import input_pipeline
+    try:
+        classes = input_pipeline.num_classes(config)
+    except input_pipeline.DataError as error:
+        if required:
+            raise
+        classes = get_preset(config.model.get("preset") or "inception_v3").num_classes
+        note = (f"note: model.num_classes is the data's, which cannot be read now "
+                f"({str(error).rstrip('.')}); what is listed assumes the preset's {classes}.")
+        if note not in _NOTED:  # once, for all the variants of a sweep
+            _NOTED.add(note)
+            print(note, file=sys.stderr)
+    config = ml_collections.ConfigDict(config.to_dict())
+    config.model.num_classes = classes
+    return config
+
+
+def validate(config: ml_collections.ConfigDict, data: bool = True) -> Settings:
     """Everything that can be checked before anything is written: every field's name, range
-    and named choice, the input size for the variant, the batches against the devices.
-    Returns the run's `Settings`; raises a one-sentence ValueError."""
-    settings = resolve(config)
+    and named choice, the input size for the variant, the batches against the devices; the
+    data's class count where `model.num_classes` is None (`with_data_classes`; not `data`:
+    a dry run, which reads no data where it cannot). Returns the run's `Settings`; raises a
+    one-sentence ValueError."""
+    settings = resolve(with_data_classes(config, required=data))
     config, model = settings.config, settings.model
     check_ranges(config)
     devices = jax.device_count()

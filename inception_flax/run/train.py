@@ -180,7 +180,7 @@ def set_up(group: list[Settings], workdirs, compilation_cache_dir,
     if num_classes != dataset.num_classes:
         raise ValueError(f"model.num_classes={num_classes} but {dataset.name} has "
                          f"{dataset.num_classes} classes; set --config.model.num_classes="
-                         f"{dataset.num_classes}.")
+                         f"{dataset.num_classes}, or None to take the data's.")
     for workdir, c in zip(workdirs, configs):
         claim(workdir, c, set_aside_stale)
         os.makedirs(workdir, exist_ok=True)
@@ -264,7 +264,7 @@ def loop(run: Training) -> str:
     pending = []
     try:
         for step in range(run.start_step, run.total_steps):
-            run.state, metrics = run.train_step(run.state, run.batch(iterators))
+            run.state, metrics = run.train_step(run.state, read_batch(run, iterators, step))
             pending.append(metrics)
             done, last = step + 1, step + 1 == run.total_steps
             if step == run.start_step:  # set-up, both compilations and one step (one sync)
@@ -290,6 +290,19 @@ def loop(run: Training) -> str:
     finally:
         signal.signal(signal.SIGTERM, previous_handler)
     return "done"
+
+
+def read_batch(run: Training, iterators, step: int) -> dict:
+    """The next global batch; where the data cannot be read (an image that cannot be decoded,
+    a file gone), the run is saved at `step` and the `DataError` says so: once the file is
+    replaced or removed, the same command resumes there."""
+    try:
+        return run.batch(iterators)
+    except input_pipeline.DataError as error:
+        if step > run.start_step:
+            run.save()
+        raise type(error)(f"{error}, then the same command resumes the run at step {step}.") \
+            from None
 
 
 def log_train(run: Training, step: int, pending: list[dict]) -> None:
@@ -318,9 +331,15 @@ def finish(run: Training, status: str) -> list[dict]:
     throughput, wall time and start-up over all its segments, `RunLog.summary`); returns the
     records."""
     if status == "done":
-        if int(run.member(run.state.step, 0)) > run.start_step:
+        step = int(run.member(run.state.step, 0))
+        if step > run.start_step:
             run.save()
-        for i, results in enumerate(run.evaluate_now()):
+        try:
+            evaluated = run.evaluate_now()
+        except input_pipeline.DataError as error:
+            raise type(error)(f"{error}, then the same command evaluates the run (trained and "
+                              f"saved at step {step}).") from None
+        for i, results in enumerate(evaluated):
             if run.live[i]:
                 run.records[i].update(results)
                 run.logs[i].log_eval(int(run.member(run.state.step, i)), results)

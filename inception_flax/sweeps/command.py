@@ -53,7 +53,7 @@ def single_run(config: ml_collections.ConfigDict, flags: Flags) -> int:
     if flags.shard:
         raise ValueError("--shard splits a sweep's runs between jobs, and this config is one "
                          "run: leave out --shard.")
-    checked = settings.validate(config)
+    checked = settings.validate(config, data=not flags.dry_run)
     if flags.dry_run:
         return print_dry_run([[plan.Run("run", config.seed, checked, 0)]])
     disk.check_workdir(flags.workdir)
@@ -68,7 +68,7 @@ def single_run(config: ml_collections.ConfigDict, flags: Flags) -> int:
 def sweep(config: ml_collections.ConfigDict, flags: Flags) -> int:
     """A sweep, expanded once here and handed down."""
     import jax
-    runs = plan.expand(config)
+    runs = plan.expand(config, data=not flags.dry_run)
     units = plan.groups(runs, plan.seeds_per_program(config))
     count = min(flags.workers, len(units))  # no worker without a unit of work
     if flags.dry_run:
@@ -98,7 +98,9 @@ def check_data(workdir: str, units: list) -> None:
     from inception_flax.run import input_pipeline
     from inception_flax.sweeps import stages
     todo = stages.left_to_train(workdir, [run for unit in units for run in unit])
-    sources = {(run.config.dataset, run.config.data_dir): run.config for run in todo}
+    sources = {tuple(run.config.get(f) for f in ("dataset", "data_dir", "train_split",
+                                                 "eval_split", "global_batch_size",
+                                                 "in_memory")): run.config for run in todo}
     for config in sources.values():
         input_pipeline.check_available(config)
 

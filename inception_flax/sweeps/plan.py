@@ -36,7 +36,8 @@ import ml_collections
 from inception_flax.model import cost
 from inception_flax.model.architecture import InceptionConfig
 from inception_flax.run import run_dir
-from inception_flax.run.settings import RANGES, Settings, check_ranges, resolve, validate
+from inception_flax.run.settings import (RANGES, Settings, check_ranges, resolve, validate,
+                                         with_data_classes)
 from inception_flax.sweeps import workers
 from inception_flax.utils import files
 
@@ -133,11 +134,13 @@ def baseline_of(config: ml_collections.ConfigDict) -> str:
     return baseline
 
 
-def expand(config: ml_collections.ConfigDict) -> list[Run]:
+def expand(config: ml_collections.ConfigDict, data: bool = True) -> list[Run]:
     """The runs of the selected variants (`sweep.only`), in a fixed order (variants, then
     seeds), each variant validated once (`settings.validate`: a ValueError says what is
     wrong) before any run starts. With `fixed_cost`, each variant's width is solved to the
-    baseline's multiply-adds, except for the variants in `fixed_cost_exempt`."""
+    baseline's multiply-adds, except for the variants in `fixed_cost_exempt`. A
+    `model.num_classes` left None is the data's (`settings.with_data_classes`; not `data`: a
+    dry run, which reads no data where it cannot)."""
     sweep, named = config.sweep, variants(config)
     names, chosen = [name for name, _ in named], selected(config)
     baseline_of(config)  # a ValueError where it names no variant
@@ -151,15 +154,16 @@ def expand(config: ml_collections.ConfigDict) -> list[Run]:
         del base["sweep"]
     variant_configs = {}
     for name, overrides in named:
-        variant_configs[name] = copy.deepcopy(base)
-        apply_overrides(variant_configs[name], overrides)
+        variant = copy.deepcopy(base)
+        apply_overrides(variant, overrides)
+        variant_configs[name] = with_data_classes(variant, required=data)  # its own data's
     solved = fixed_cost_widths(config, variant_configs) if sweep.fixed_cost else {}
     seeds, runs = distinct_seeds(sweep.seeds), []
     for name in chosen:
         variant = variant_configs[name]
         if name in solved:
             variant.model.depth_multiplier = solved[name]
-        checked = validate(variant)
+        checked = validate(variant, data)
         for seed in seeds:
             seeded = copy.deepcopy(checked.config)
             seeded.seed = int(seed)

@@ -55,6 +55,10 @@ flags.DEFINE_bool("set_aside_stale", False, "A run directory made under another 
 flags.DEFINE_bool("retry_diverged", False, "A sweep skips a diverged run; with this flag it is "
                   "moved aside as <dir>.diverged-<date> and trained afresh. (A failed run is "
                   "always retried.)")
+flags.DEFINE_bool("rebuild_decisions", False, "A sweep run until decided makes its decisions "
+                  "again from the records at every start and refuses a decisions.json that "
+                  "disagrees with them (edited, damaged, or records changed since); with this "
+                  "flag it writes decisions.json anew from the records and says what changed.")
 flags.mark_flags_as_required(["config", "workdir"])
 
 
@@ -64,7 +68,7 @@ def main(argv):
     from inception_flax.sweeps import command
     return command.main(cli.loaded_config(FLAGS["config"]), command.Flags(
         FLAGS.workdir, FLAGS.dry_run, FLAGS.shard, FLAGS.workers, FLAGS.distributed,
-        FLAGS.set_aside_stale, FLAGS.retry_diverged))
+        FLAGS.set_aside_stale, FLAGS.retry_diverged, FLAGS.rebuild_decisions))
 
 
 if __name__ == "__main__":

@@ -192,3 +192,43 @@ def imagenet_flags(dataset: str, data_dir: str, **overrides) -> list[str]:
     fields = dict(IMAGENET_TINY, dataset=dataset, data_dir=data_dir, **overrides)
     return [f"--config.{k}={v!r}" if isinstance(v, tuple) else f"--config.{k}={v}"
             for k, v in fields.items()]
+
+
+# Made-up top-1 errors: "far" is 3 points worse than the baseline (decided early), "near" the
+# same (equivalent within the margin once it has seeds enough), per seed a shared data-order
+# effect and a little noise of its own.
+SHIFT = {"base": 0.0, "far": 3.0, "near": 0.1}
+
+
+def made_up_error(variant, seed):
+    rng = np.random.default_rng([seed, sorted(SHIFT).index(variant)])
+    return 10 + SHIFT[variant] + np.random.default_rng(seed).normal(0, 0.6) + rng.normal(0, 0.3)
+
+
+def stand_in(calls, stop_at=None):
+    """A trainer that writes made-up records (with the run's config: the seeds share their
+    data order), and raises KeyboardInterrupt (a kill) on the `stop_at`-th call."""
+    def train_fn(settings, workdirs):
+        records = []
+        for config, workdir in zip((s.config for s in settings), workdirs):
+            if stop_at is not None and len(calls) + 1 == stop_at:
+                raise KeyboardInterrupt
+            calls.append(os.path.relpath(workdir, os.path.dirname(os.path.dirname(workdir))))
+            variant = os.path.basename(os.path.dirname(workdir))
+            record = {"status": "done", "ema_top1": 1 - made_up_error(variant, config.seed) / 100,
+                      "ema_top5": 0.99, "params": 1, "macs": 1, "images_per_s": 1.0,
+                      "config": config.to_dict()}
+            os.makedirs(workdir, exist_ok=True)
+            with open(os.path.join(workdir, "final.json"), "w") as f:
+                json.dump(record, f)
+            records.append(record)
+        return records
+    return train_fn
+
+
+def staged_config(**options):
+    """A sweep run until decided of three made-up variants (base, far, near), 3 to 9 seeds."""
+    return sweep_config(**{
+        "axes": [{"base": {}, "far": {"learning_rate": 0.1}, "near": {"label_smoothing": 0.0}}],
+        "baseline": "base", "seeds": tuple(range(9)), "until_decided": True, "min_seeds": 3,
+        "max_seeds": 9, "seeds_per_stage": 2, "margin": 1.0, **options})

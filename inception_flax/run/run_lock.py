@@ -40,8 +40,32 @@ def release(workdir: str) -> None:
     """Gives `workdir`'s lock back, if this process holds it."""
     fd = _held.pop(os.path.realpath(workdir), None)
     if fd is not None:
+        try:
+            os.ftruncate(fd, 0)  # no holder named (`holder`) once let go
+        except OSError:
+            pass  # a full or read-only disk: the lock goes all the same
         os.close(fd)  # closing the descriptor releases the lock
 
 
 def held(workdir: str) -> bool:
     return os.path.realpath(workdir) in _held
+
+
+def holder(workdir: str) -> int | None:
+    """The process id of the live process on this machine that holds `workdir`'s lock, read
+    from the lock file without taking the lock (which would turn a starting run away); None
+    where none does."""
+    try:
+        with open(os.path.join(workdir, NAME)) as f:
+            pid = int(f.read().strip() or 0)
+    except (OSError, ValueError):
+        return None
+    if pid <= 0:
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        return pid  # alive, another user's
+    return pid

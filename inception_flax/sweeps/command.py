@@ -27,6 +27,7 @@ class Flags:
     distributed: bool = False
     set_aside_stale: bool = False
     retry_diverged: bool = False
+    rebuild_decisions: bool = False
 
 
 def main(config: ml_collections.ConfigDict, flags: Flags) -> int:
@@ -77,12 +78,16 @@ def sweep(config: ml_collections.ConfigDict, flags: Flags) -> int:
             print(workers.describe(count, units))
         return print_dry_run(plan.shard_of(units, flags.shard))
     disk.check_workdir(flags.workdir)
+    for run in runs:
+        disk.check_path_length(os.path.join(flags.workdir, run.name),
+                               f"--workdir {flags.workdir} with run {run.name}", disk.INNER)
     check_data(flags.workdir, plan.shard_of(units, flags.shard))
     if flags.workers > 1:
         return with_workers(config, flags, runs, count)
     failed = execute.run_sweep(config, flags.workdir, flags.shard,
                                set_aside_stale=flags.set_aside_stale,
-                               retry_diverged=flags.retry_diverged, runs=runs)
+                               retry_diverged=flags.retry_diverged, runs=runs,
+                               rebuild_decisions=flags.rebuild_decisions)
     if jax.process_index() == 0:
         print_tables(flags.workdir)
     if failed:
@@ -118,11 +123,14 @@ def with_workers(config: ml_collections.ConfigDict, flags: Flags, runs: list,
                          f"trains on {jax.default_backend()}: leave out --workers (one process "
                          f"drives the device; sweep.seeds_per_program shares it between seeds).")
     staged, code = bool(config.sweep.get("until_decided")), 0
+    rebuild = flags.rebuild_decisions or flags.retry_diverged
     while True:
         # Again each stage: the workers set aside and retrained the stale runs of the last.
         stale = execute.find_stale(flags.workdir, runs, flags.set_aside_stale)
         if staged:
-            needed, planned = stages.next_units(config, flags.workdir, runs)
+            stages.set_aside_stale_decisions(flags.workdir, stale)
+            needed, planned = stages.next_units(config, flags.workdir, runs, rebuild)
+            rebuild = flags.retry_diverged
         else:
             needed = planned = runs
             plan.write_plan(flags.workdir, config, runs)

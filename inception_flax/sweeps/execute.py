@@ -31,7 +31,7 @@ def status_of(workdir: str, run: Run, warn: bool = False) -> str | None:
 
 def run_sweep(config: ml_collections.ConfigDict, workdir: str, shard: str | None = None,
               train_fn=None, set_aside_stale: bool = False, retry_diverged: bool = False,
-              runs: list[Run] | None = None) -> int:
+              runs: list[Run] | None = None, rebuild_decisions: bool = False) -> int:
     """Runs this shard's runs that are not finished, `sweep.seeds_per_program` seeds of a
     variant at a time as one program; returns the number that failed or diverged (0: all
     good). `runs`: the sweep's expansion (`plan.expand`, made here where not given: a
@@ -44,7 +44,9 @@ def run_sweep(config: ml_collections.ConfigDict, workdir: str, shard: str | None
     moved aside and trained afresh. A finished run is skipped; a failed one is retried (its
     record kept as `final.failed.json`); a diverged one stays recorded, or with
     `retry_diverged` is moved aside and trained afresh; a damaged record counts as
-    unfinished. Bad data and a full or read-only disk stop the sweep (the exception goes up:
+    unfinished. A sweep run until decided makes its decisions from the records and checks
+    them against `decisions.json` (`rebuild_decisions`: writes it anew instead); stale runs
+    set aside take the decisions made from them along (`stages`). Bad data and a full or read-only disk stop the sweep (the exception goes up:
     nothing is recorded as failed, the same command resumes).
 
     Seeds trained together must resume from the same step: after a restart (with the same or
@@ -55,7 +57,9 @@ def run_sweep(config: ml_collections.ConfigDict, workdir: str, shard: str | None
     stale = find_stale(workdir, runs, set_aside_stale)
     if config.sweep.get("until_decided"):
         from inception_flax.sweeps import stages
-        return stages.run(config, workdir, runs, shard, train_fn, stale, retry_diverged)
+        stages.set_aside_stale_decisions(workdir, stale)
+        return stages.run(config, workdir, runs, shard, train_fn, stale, retry_diverged,
+                          rebuild_decisions or retry_diverged)
     plan.write_plan(workdir, config, runs)
     units = plan.shard_of(plan.groups(runs, plan.seeds_per_program(config)), shard)
     bad = run_units(units, workdir, runs, train_fn, stale, retry_diverged)

@@ -95,6 +95,10 @@ def variants(config: ml_collections.ConfigDict) -> list[tuple[str, dict]]:
     else:
         raise ValueError(f"sweep.combine={config.sweep.combine!r} is not valid; choose "
                          "'product' or 'zip'.")
+    strange = [name for axis in axes for name, _ in axis if not isinstance(name, str)]
+    if strange:
+        raise ValueError(f"sweep variant names must be strings; got {strange[0]!r} "
+                         f"({type(strange[0]).__name__}) in sweep.axes.")
     result = []
     for combo in combos:
         overrides = {}
@@ -103,12 +107,30 @@ def variants(config: ml_collections.ConfigDict) -> list[tuple[str, dict]]:
         result.append(("+".join(name for name, _ in combo), overrides))
     names = [name for name, _ in result]
     repeated = sorted({name for name in names if names.count(name) > 1})
-    bad = [name for name in names if not name or "/" in name or name.startswith(".")]
+    bad = [name for name in names if not usable_name(name)]
     if repeated or bad:
-        raise ValueError(f"sweep variant names must be distinct, non-empty, without '/' and "
-                         f"not starting with '.'; got {', '.join(map(repr, repeated + bad))} "
-                         "(the names of several axes are joined with '+').")
+        raise ValueError(f"sweep variant names must be distinct, non-empty, of printable "
+                         f"characters without '/', not starting with '.', not a file the sweep "
+                         f"writes ({', '.join(SWEEP_FILES)}) and at most {NAME_BYTES} bytes; "
+                         f"got {', '.join(map(repr, repeated + bad))} (a run's directory is "
+                         "named by its variant; the names of several axes are joined with "
+                         "'+').")
     return result
+
+
+# What a sweep writes at the top of its workdir (tables, plots, plan, decisions, the
+# compilation cache): no variant, whose runs' directories are named by it, may take a name.
+SWEEP_FILES = ("sweep.json", "decisions.json", "results.md", "results.tex", "results.csv",
+               "forest.png", "accuracy_vs_macs.png", "training_curves.png", "jax_cache")
+NAME_BYTES = 255  # a file name's length on common file systems (checked on the real one too)
+
+
+def usable_name(name) -> bool:
+    """Whether `name` can name a run's directory (see `variants`)."""
+    return (isinstance(name, str) and bool(name) and name.isprintable() and "/" not in name
+            and os.sep not in name and not name.startswith(".")
+            and not any(name == f or name.startswith(f + ".") for f in SWEEP_FILES)
+            and len(os.fsencode(name)) <= NAME_BYTES)
 
 
 def selected(config: ml_collections.ConfigDict) -> list[str]:
@@ -145,6 +167,10 @@ def expand(config: ml_collections.ConfigDict, data: bool = True) -> list[Run]:
     names, chosen = [name for name, _ in named], selected(config)
     baseline_of(config)  # a ValueError where it names no variant
     check_ranges(config, [f for f in RANGES if f.startswith("sweep.")])  # alpha, margin...
+    if all(k in sweep for k in ("min_seeds", "max_seeds", "seeds_per_stage")):
+        # Checked whether or not until_decided is on: a design that cannot run is a mistake.
+        from inception_flax.sweeps import sequential
+        sequential.looks(sweep.min_seeds, sweep.max_seeds, sweep.seeds_per_stage)
     for name in sweep.get("fixed_cost_exempt") or ():
         if name not in names:
             raise ValueError(f"sweep.fixed_cost_exempt names {name!r}, which is not a variant; "

@@ -7,8 +7,9 @@ its next stage (the design and its error: `sequential`).
     config.sweep.alpha = 0.05             # family-wise, over the variants and the looks
     config.sweep.seeds = tuple(range(24))  # the seeds, in the order they are used
 
-Every invocation first reads the records and makes the decisions of every look whose runs have
-all finished (`decide_looks`, written to `DIR/decisions.json`), then trains the runs of the next
+Every invocation first makes again, from the records, the decisions of every look whose runs
+have all finished under this config, checks them against their log `DIR/decisions.json` and
+adds the new ones to it (`decisions.settle`), then trains the runs of the next
 look: the undecided variants' and the baseline's next seeds. Done alone, one command runs stage
 after stage until every variant is decided or the last look is made. As one shard of several
 (`--shard`, a Slurm array) it runs its part of one stage and exits: a shard that finds a stage
@@ -17,7 +18,8 @@ unfinished decides nothing, and the next invocation (e.g. the same array again, 
 command that starts the workers decides between stages. Decisions are a function of the
 records, so a sweep killed anywhere and started again reaches the same decisions with the same
 seeds. The design (α, margin, looks, seeds, baseline, variants) is recorded with the first
-look and a changed one is refused after it.
+look and a changed one is refused after it, naming what changed. Runs set aside as stale
+(`--set_aside_stale`) take the decisions made from them along: the looks start again.
 """
 
 from __future__ import annotations
@@ -25,10 +27,8 @@ from __future__ import annotations
 import os
 
 from inception_flax.run import run_dir
-from inception_flax.sweeps import decide, execute, plan, sequential, workers
-from inception_flax.utils import files
-
-FINISHED = ("done", "diverged")  # a failed run is retried: it holds its look back
+from inception_flax.sweeps import decisions, execute, plan, sequential, workers
+from inception_flax.sweeps.decisions import FINISHED
 
 
 def design_of(config, runs: list) -> tuple[sequential.Design, dict]:
@@ -41,7 +41,7 @@ def design_of(config, runs: list) -> tuple[sequential.Design, dict]:
     if baseline not in variants:
         raise ValueError(f"sweep.until_decided compares every variant with the baseline "
                          f"{baseline!r}, which sweep.only leaves out; select it too.")
-    looks = sequential.looks(s.min_seeds, s.max_seeds, s.seeds_per_stage)
+    sequential.looks(s.min_seeds, s.max_seeds, s.seeds_per_stage)  # a ValueError if not valid
     seeds = list(dict.fromkeys(run.seed for run in runs))
     if len(seeds) < s.max_seeds:
         raise ValueError(f"sweep.until_decided uses up to max_seeds={s.max_seeds} seeds, and "
@@ -52,22 +52,20 @@ def design_of(config, runs: list) -> tuple[sequential.Design, dict]:
         raise ValueError(f"sweep.seeds_per_stage={s.seeds_per_stage} and min_seeds="
                          f"{s.min_seeds} must be multiples of seeds_per_program={per_program}, "
                          "so that each stage's seeds make whole programs.")
-    compared = [v for v in variants if v != baseline]
-    if not compared:
+    if not [v for v in variants if v != baseline]:
         raise ValueError("sweep.until_decided needs a variant besides the baseline.")
-    design = sequential.Design(float(s.alpha), float(s.margin) or None, len(compared), looks)
-    return design, {"design": design.to_json(), "seeds": seeds[:s.max_seeds],
-                    "baseline": baseline, "compared": compared}
+    return decisions.design_from(dict(s.to_dict(), baseline=baseline), variants)
 
 
 def run(config, workdir: str, runs: list, shard: str | None, train_fn, stale: dict,
-        retry_diverged: bool) -> int:
+        retry_diverged: bool, rebuild: bool = False) -> int:
     """Stage after stage (one stage as a shard), as the module docstring says; returns how
-    many runs failed or diverged."""
+    many runs failed or diverged. `rebuild`: `decisions.settle`'s."""
     one_stage = shard is not None or workers.slurm_shard() is not None
     bad = 0
     while True:
-        needed, scheduled = next_units(config, workdir, runs)
+        needed, scheduled = next_units(config, workdir, runs, rebuild)
+        rebuild = retry_diverged  # a diverged run retrained changes the looks it was in
         if not needed:
             return bad
         units = plan.shard_of(plan.groups(needed, plan.seeds_per_program(config)), shard)
@@ -87,95 +85,54 @@ def left_to_train(workdir: str, runs: list) -> list:
     return [run for run in runs if execute.status_of(workdir, run) not in FINISHED]
 
 
-def next_units(config, workdir: str, runs: list) -> tuple[list, list]:
-    """Makes the looks the finished runs allow (`decide_looks`), writes the plan of every run
-    scheduled so far (`sweep.json`) and says what comes next; returns the runs of the next
-    stage (none once every variant is decided or the last look made) and the scheduled ones.
-    The command that starts `--workers` calls it between stages."""
+def next_units(config, workdir: str, runs: list, rebuild: bool = False) -> tuple[list, list]:
+    """Makes the looks the finished runs allow (`decisions.settle`: from the records, checked
+    against the log), writes the plan of every run scheduled so far (`sweep.json`) and says
+    what comes next; returns the runs of the next stage (none once every variant is decided
+    or the last look made) and the scheduled ones. The command that starts `--workers` calls
+    it between stages."""
     design, fixed = design_of(config, runs)
-    state = decide_looks(workdir, design, fixed)
+    identities = {(run.variant, run.seed): run_dir.digest(run.config) for run in runs}
+    state = decisions.settle(workdir, design, fixed, identities, rebuild)
     needed, scheduled = next_stage(design, fixed, state)
     by_key = {(run.variant, run.seed): run for run in runs}
     plan.write_plan(workdir, config, [by_key[key] for key in scheduled])
     if needed:
         look = state["last_look"] + 1
         print(f"until decided: look {look + 1} of {len(design.looks)} at "
-              f"{design.looks[look]} seeds for {', '.join(open_variants(fixed, state))} and "
-              f"the baseline {fixed['baseline']}; {describe(state)}", flush=True)
+              f"{design.looks[look]} seeds for "
+              f"{', '.join(decisions.open_variants(fixed, state))} and the baseline "
+              f"{fixed['baseline']}; {describe(state)}", flush=True)
     else:
         print(f"until decided: {describe(state)}", flush=True)
     return [by_key[key] for key in needed], [by_key[key] for key in scheduled]
 
 
-def open_variants(fixed: dict, state: dict) -> list[str]:
-    return [v for v in fixed["compared"] if not state["variants"].get(v, {}).get("final")]
-
-
-def decide_looks(workdir: str, design: sequential.Design, fixed: dict) -> dict:
-    """Makes every look whose runs have all finished and that was not made yet, in order,
-    and returns the decisions (`decisions.json`, written under a lock: shards may look at
-    once, and reach the same decisions). A changed design is refused after the first look."""
-    path = os.path.join(workdir, "decisions.json")
-    os.makedirs(workdir, exist_ok=True)
-    with files.exclusive(os.path.join(workdir, ".decisions.lock")):
-        state = run_dir.read_json(path) or {"last_look": -1}
-        if state["last_look"] < 0:  # no look made: the design is this config's
-            state = {**fixed, "last_look": -1, "variants": {}}
-        else:
-            changed = sorted(k for k in fixed if state.get(k) != fixed[k])
-            if changed:
-                raise ValueError(
-                    f"{path} fixed this sweep's design at its first look, and this config "
-                    f"changes its {', '.join(changed)}; restore them, or use another --workdir.")
-        made = False
-        while state["last_look"] + 1 < len(design.looks) and open_variants(fixed, state):
-            look = state["last_look"] + 1
-            records = _records(workdir, [fixed["baseline"], *open_variants(fixed, state)],
-                               fixed["seeds"][:design.looks[look]])
-            if records is None:
-                break  # this look's runs have not all finished
-            _look(design, fixed, state, look, records)
-            made = True
-        if made or not os.path.exists(path):
-            files.write_json_atomically(path, state)
-    return state
-
-
-def _records(workdir: str, variants: list[str], seeds: list[int]) -> dict | None:
-    """{variant: {seed: its done record}} of these variants' runs of these seeds, or None
-    where one of them has not finished."""
-    records = {}
-    for variant in variants:
-        records[variant] = {}
-        for seed in seeds:
-            final = run_dir.read_final(os.path.join(workdir, variant, f"seed{seed}"),
-                                       warn=False)
-            if not final or final.get("status") not in FINISHED:
-                return None
-            if final["status"] == "done":
-                records[variant][seed] = final
-    return records
-
-
-def _look(design: sequential.Design, fixed: dict, state: dict, look: int, records: dict) -> None:
-    """The decisions of one look for every open variant; a verdict reached is frozen."""
-    n, last = design.looks[look], look == len(design.looks) - 1
-    for variant in open_variants(fixed, state):
-        v, b, paired = decide.errors_compared(records[variant], records[fixed["baseline"]],
-                                              fixed["seeds"][:n])
-        verdict = (str(decide.compare(v, b, paired, design.alpha_at(look),
-                                      design.margin)["verdict"])
-                   if min(len(v), len(b)) else "undecided")
-        state["variants"][variant] = {"verdict": verdict, "look": look, "seeds": n,
-                                      "final": verdict != "undecided" or last}
-    state["last_look"] = look
+def set_aside_stale_decisions(workdir: str, stale: dict) -> None:
+    """With runs set aside as stale (`--set_aside_stale`), the decisions made from them go
+    too: a log whose looks used one of them is moved aside, and the looks start again from
+    the records (where the stale runs count as not run)."""
+    if not stale:
+        return
+    try:
+        log = decisions.read_log(os.path.join(workdir, decisions.NAME))
+    except decisions.Mismatch:
+        log = None  # damaged: settle refuses it, or rebuilds it
+    if not log or log["last_look"] < 0:
+        return
+    seeds = log["seeds"][:log["design"]["looks"][log["last_look"]]]
+    used = {f"{v}/seed{seed}" for v in [log["baseline"], *log["compared"]] for seed in seeds}
+    if used & set(stale):
+        moved = decisions.set_aside(workdir)
+        print(f"the decisions made from stale runs set aside as {moved}; the looks start "
+              "again from the first", flush=True)
 
 
 def next_stage(design: sequential.Design, fixed: dict, state: dict) -> tuple[list, list]:
     """The (variant, seed) runs of the next look (none when all is decided or the last look
     made), and every run scheduled so far, that one included (the plan the tables show)."""
     look = state["last_look"] + 1
-    open_ = open_variants(fixed, state)
+    open_ = decisions.open_variants(fixed, state)
     n_next = design.looks[look] if look < len(design.looks) and open_ else 0
     needed = [(v, seed) for v in [fixed["baseline"], *open_] for seed in fixed["seeds"][:n_next]]
     seeds = {v: n_next if v in open_ else state["variants"][v]["seeds"]

@@ -21,8 +21,8 @@ import os
 
 import numpy as np
 
-from inception_flax.sweeps import decide, plots, sequential
-from inception_flax.run import run_dir
+from inception_flax.sweeps import decide, decisions, plots, sequential
+from inception_flax.run import run_dir, run_lock
 from inception_flax.utils import files
 
 NO_PLAN = "{} holds no sweep.json; give the --workdir of a sweep."
@@ -45,12 +45,13 @@ def mean_interval(values: list[float], confidence=0.95) -> tuple[float, float]:
     return mean - half, mean + half
 
 
-def collect(workdir: str) -> dict:
+def collect(workdir: str, rebuild_decisions: bool = False) -> dict:
     """Per variant: the planned runs, their final records (None where not finished, or where
-    the record is damaged: a warning names it) and their training curves; and the decisions
-    of a sweep run until decided (`decisions.json`, else {}). A record made under
-    another config than the plan's (its config's identity, `run_dir.digest`, differs from the
-    one `sweep.json` planned) is marked `stale` and not counted."""
+    the record is damaged: a warning names it; {"status": "training"} where a live process
+    holds the run) and their training curves; and the decisions of a sweep run until decided
+    (`decided`: from the records, checked against `decisions.json`), else {}. A record made
+    under another config than the plan's (its config's identity, `run_dir.digest`, differs
+    from the one `sweep.json` planned) is marked `stale` and not counted."""
     plan = run_dir.read_json(os.path.join(workdir, "sweep.json"))
     if plan is None:
         raise FileNotFoundError(NO_PLAN.format(workdir))
@@ -60,6 +61,8 @@ def collect(workdir: str) -> dict:
             "params": run["params"], "macs": run["macs"], "runs": []})
         path = os.path.join(workdir, run["dir"])
         final = run_dir.read_final(path)
+        if final is None and run_lock.holder(path):
+            final = {"status": "training"}
         if final and "identity" in run and isinstance(final.get("config"), dict) \
                 and run_dir.digest(final["config"]) != run["identity"]:
             final = {"status": "stale"}
@@ -71,8 +74,20 @@ def collect(workdir: str) -> dict:
                 evals.append((record["step"], 100 * (1 - record["ema_top1"])))
         entry["runs"].append({"seed": run["seed"], "final": final, "curve": curve,
                               "evals": evals})
-    decisions = run_dir.read_json(os.path.join(workdir, "decisions.json")) or {}
-    return {"plan": plan, "variants": variants, "decisions": decisions}
+    return {"plan": plan, "variants": variants,
+            "decisions": decided(workdir, plan, rebuild_decisions)}
+
+
+def decided(workdir: str, plan: dict, rebuild: bool = False) -> dict:
+    """The decisions of a sweep run until decided, made again from its records and checked
+    against `decisions.json` (`decisions.settle`: a `Mismatch` where they disagree, unless
+    `rebuild`); {} for a fixed design."""
+    if not plan["sweep"].get("until_decided"):
+        return {}
+    variants = list(dict.fromkeys(run["variant"] for run in plan["runs"]))
+    design, fixed = decisions.design_from(plan["sweep"], variants)
+    identities = {(run["variant"], run["seed"]): run.get("identity") for run in plan["runs"]}
+    return decisions.settle(workdir, design, fixed, identities, rebuild)
 
 
 def summarize(workdir: str, data: dict | None = None) -> list[dict]:
@@ -143,6 +158,9 @@ def compare_all(rows: list[dict], data: dict) -> None:
         alpha = s["alpha_each"]
         if s["design"] and look:  # the seeds and level of its latest look
             order, alpha = order[:look["seeds"]], s["design"].alpha_at(look["look"])
+        elif s["design"]:  # no look yet: its first look's seeds and level, and no verdict
+            order, alpha = order[:s["design"].looks[0]], s["design"].alpha_at(0)
+            look = {"verdict": "undecided", "look": None}
         v, b, paired = decide.errors_compared(runs, base, order)
         row["comparison"] = _comparison(v, b, paired, alpha, s["margin"], look)
         compared.append(row["comparison"])
@@ -164,6 +182,7 @@ def _comparison(v: list, b: list, paired: bool, alpha: float, margin: float | No
         "equivalence": (float(e.low), float(e.high)) if e else (math.nan, math.nan),
         "test": "paired" if paired else "Welch", "n": (len(v),) if paired else (len(v), len(b)),
         "verdict": verdict, "look": (look or {}).get("look"),
+        "pending": look is not None and look.get("look") is None,
         "p": decide.p_value(v, b, paired) if min(len(v), len(b)) > 1 else math.nan,
         "p_holm": math.nan, "to_decide": None}
     if verdict == "undecided" and d is not None:
@@ -214,6 +233,8 @@ def _verdict(row, margin) -> str:
         verdict += f" (+{margin:g})"
     if c["look"] is not None:
         verdict += f", look {c['look'] + 1} ({c['n'][0]} seeds)"
+    elif c["pending"]:
+        verdict += ", no look yet"
     return verdict
 
 
@@ -313,18 +334,18 @@ def footer(s: dict, rows: list[dict]) -> list[str]:
     return notes
 
 
-def write(workdir: str) -> list[dict]:
+def write(workdir: str, rebuild_decisions: bool = False) -> list[dict]:
     """Writes the tables and plots of `workdir`'s sweep; returns the rows. Shards of one sweep
     can finish at the same moment: the records are read and the tables written under a lock on
     the sweep's directory (`.results.lock`), so the last to write has seen every record."""
     if not os.path.exists(os.path.join(workdir, "sweep.json")):
         raise FileNotFoundError(NO_PLAN.format(workdir))
     with files.exclusive(os.path.join(workdir, ".results.lock")):
-        return _write_tables(workdir)
+        return _write_tables(workdir, rebuild_decisions)
 
 
-def _write_tables(workdir: str) -> list[dict]:
-    data = collect(workdir)
+def _write_tables(workdir: str, rebuild_decisions: bool = False) -> list[dict]:
+    data = collect(workdir, rebuild_decisions)
     rows = summarize(workdir, data)
     s = settings(data)
     has_paper = any(row["paper"] for row in rows)

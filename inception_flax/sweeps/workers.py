@@ -110,8 +110,8 @@ def run(count: int, command: list[str], work_file: str) -> int:
     """Runs `command` (the arguments of `python`: `run_experiment.py` and its flags) as `count`
     workers, worker i with `--workers=1 --shard=i/count` on its own cores, each taking its
     part of the units of work in `work_file` (the starting command wrote them: no worker
-    expands the sweep again); returns the worst exit code (a worker killed by a signal counts
-    as 1)."""
+    expands the sweep again); returns the worst exit code (`_outcome`: a worker stopped by
+    this command counts as 0, one killed by another signal as 1)."""
     sets = core_sets(count, sorted(os.sched_getaffinity(0)))
     workers = []
     for i, cores in enumerate(sets):
@@ -136,7 +136,17 @@ def run(count: int, command: list[str], work_file: str) -> int:
             signal.signal(s, handler)
     for pump in pumps:
         pump.join()
-    return max(code if code >= 0 else 1 for code in codes)
+    return max(_outcome(code) for code in codes)
+
+
+def _outcome(code: int) -> int:
+    """A worker's exit code as the command's: a worker ended by the SIGTERM this command
+    sent it when asked to stop (`_stop`) was stopped as a preempted run is, whatever it was
+    doing (setting up a run, between runs): 0, nothing lost, the same command goes on; any
+    other signal is a failure (1)."""
+    if code < 0:
+        return 0 if stopped() and -code == signal.SIGTERM else 1
+    return code
 
 
 _STOPPED: list = []  # set once Ctrl-C or SIGTERM asked the workers to stop

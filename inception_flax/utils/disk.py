@@ -151,6 +151,32 @@ def check_workdir(workdir: str) -> None:
     if not os.access(parent, os.W_OK | os.X_OK):
         raise ValueError(f"--workdir {workdir} cannot be written ({parent} is not writable by "
                          "this user); give a directory you can write to.")
+    check_path_length(workdir, "--workdir", INNER)
+
+
+# What a run's directory holds below it at the deepest (orbax's checkpoint files), for the
+# length check of a path that must hold runs.
+INNER = 128
+
+
+def check_path_length(path: str, what: str, inner: int = 0) -> None:
+    """A ValueError (one sentence) where `path` has a component longer than its file system
+    takes, or is too long (with `inner` characters more below it) for a path."""
+    path = os.path.abspath(path)
+    parent = _existing(path)
+    if not os.path.isdir(parent):
+        return  # check_workdir says what is wrong with it
+    name_max = os.pathconf(parent, "PC_NAME_MAX")
+    path_max = os.pathconf(parent, "PC_PATH_MAX")
+    for part in path.split(os.sep):
+        if len(os.fsencode(part)) > name_max:
+            raise ValueError(f"{what}: its name {part[:40]}... is {len(os.fsencode(part))} "
+                             f"bytes, and the file system takes {name_max}; give a shorter "
+                             "one.")
+    if len(os.fsencode(path)) + inner > path_max:
+        raise ValueError(f"{what}: its path is {len(os.fsencode(path))} bytes, and with "
+                         f"what a run writes below it the file system's {path_max} is "
+                         "exceeded; give a shorter one.")
 
 
 def _existing(path: str) -> str:

@@ -1,6 +1,7 @@
 """A stand-in for `run_experiment.py` under `workers.run`: prints its flags, its CPU cores and
-its worker variables; with `--wait`, waits for SIGTERM and exits 0 on it; else exits 3 as the
-last shard, 0 otherwise.
+its worker variables; with `--wait`, waits for SIGTERM and exits 0 on it; with `--setting_up`,
+waits with SIGTERM's default action (it dies of it, as a worker setting up a run does); else
+exits 3 as the last shard, 0 otherwise.
 
     python -c "from inception_flax.sweeps import workers; \
         workers.run(2, ['tests/scripts/worker_standin.py'], 'work.json')"
@@ -23,6 +24,10 @@ if "--wait" in sys.argv:
         print("stopped on SIGTERM", flush=True)
         sys.exit(0)
     signal.signal(signal.SIGTERM, stop)
+    print("waiting", flush=True)
+    while True:
+        signal.pause()
+if "--setting_up" in sys.argv:
     print("waiting", flush=True)
     while True:
         signal.pause()

@@ -6,9 +6,7 @@ import os
 
 from inception_flax.sweeps import command, execute, plan
 from inception_flax.utils import cli
-from tests.helpers import fake_train, sweep_config
-from tests.sweeps.test_stages import config as staged_config
-from tests.sweeps.test_stages import made_up_error
+from tests.helpers import fake_train, made_up_error, staged_config, sweep_config
 
 
 def test_a_sweep_whose_data_is_missing_writes_nothing(tmp_path, capsys):
@@ -60,3 +58,14 @@ def test_with_workers_a_diverged_run_leaves_the_stages_going(tmp_path, monkeypat
     decisions = json.load(open(os.path.join(workdir, "decisions.json")))
     assert decisions["last_look"] >= 1
     assert all(v["final"] for v in decisions["variants"].values())
+
+
+def test_a_workdir_or_variant_name_that_cannot_be_a_path_writes_nothing(tmp_path, capsys):
+    for workdir, config, said in (
+            (str(tmp_path / ("w" * 300)), sweep_config(), "give a shorter one"),
+            (str(tmp_path / "sweep"), sweep_config(axes=[{"fig4": {}, "sweep.json": {}}]),
+             "'sweep.json'")):
+        code = command.main(config, command.Flags(workdir=workdir))
+        err = capsys.readouterr().err
+        assert code == cli.EXIT_BAD_INPUT and err.count("\n") == 1 and said in err, err
+        assert os.listdir(tmp_path) == []

@@ -46,6 +46,21 @@ def test_bad_sweeps_say_what_is_wrong():
             plan.expand(sweep_config(**{field: value}))
 
 
+@pytest.mark.parametrize("name", ["sweep.json", "decisions.json.stale-1", "results.md",
+                                  "jax_cache", "a\nb", "a\x00b", "", "x" * 300, "a/b", ".x", 7])
+def test_a_name_no_run_directory_can_have_is_refused(name):
+    with pytest.raises(ValueError) as raised:
+        plan.expand(sweep_config(axes=[{"base": {}, name: {"label_smoothing": 0.0}}],
+                                 baseline="base"))
+    message = str(raised.value)
+    assert repr(name) in message and "\n" not in message
+
+
+def test_seed_counts_are_checked_whether_or_not_until_decided():
+    with pytest.raises(ValueError, match="2 <= min_seeds <= max_seeds"):
+        plan.expand(sweep_config(until_decided=False, min_seeds=5, max_seeds=3))
+
+
 def test_fixed_cost_matches_the_baseline():
     config = sweep_config(fixed_cost=True, baseline="base", axes=[{
         "base": {}, "full_7x7": {"model.module_17": "full"},

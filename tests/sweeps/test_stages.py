@@ -9,51 +9,12 @@ import numpy as np
 import pytest
 
 from inception_flax.sweeps import execute, plan, stages, tables
-from tests.helpers import (ROOT, hold, kill, needs_fashion_mnist, straight_and_killed,
-                           sweep_config)
-
-# Made-up top-1 errors: "far" is 3 points worse than the baseline (decided early), "near" the
-# same (equivalent within the margin once it has seeds enough), per seed a shared data-order
-# effect and a little noise of its own.
-SHIFT = {"base": 0.0, "far": 3.0, "near": 0.1}
-
-
-def made_up_error(variant, seed):
-    rng = np.random.default_rng([seed, sorted(SHIFT).index(variant)])
-    return 10 + SHIFT[variant] + np.random.default_rng(seed).normal(0, 0.6) + rng.normal(0, 0.3)
-
-
-def stand_in(calls, stop_at=None):
-    """A trainer that writes made-up records (with the run's config: the seeds share their
-    data order), and raises KeyboardInterrupt (a kill) on the `stop_at`-th call."""
-    def train_fn(settings, workdirs):
-        records = []
-        for config, workdir in zip((s.config for s in settings), workdirs):
-            if stop_at is not None and len(calls) + 1 == stop_at:
-                raise KeyboardInterrupt
-            calls.append(os.path.relpath(workdir, os.path.dirname(os.path.dirname(workdir))))
-            variant = os.path.basename(os.path.dirname(workdir))
-            record = {"status": "done", "ema_top1": 1 - made_up_error(variant, config.seed) / 100,
-                      "ema_top5": 0.99, "params": 1, "macs": 1, "images_per_s": 1.0,
-                      "config": config.to_dict()}
-            os.makedirs(workdir, exist_ok=True)
-            with open(os.path.join(workdir, "final.json"), "w") as f:
-                json.dump(record, f)
-            records.append(record)
-        return records
-    return train_fn
-
-
-def config(**options):
-    return sweep_config(**{
-        "axes": [{"base": {}, "far": {"learning_rate": 0.1}, "near": {"label_smoothing": 0.0}}],
-        "baseline": "base", "seeds": tuple(range(9)), "until_decided": True, "min_seeds": 3,
-        "max_seeds": 9, "seeds_per_stage": 2, "margin": 1.0, **options})
-
+from tests.helpers import (ROOT, hold, kill, needs_fashion_mnist, staged_config,
+                           stand_in, straight_and_killed, sweep_config)
 
 def test_stages_stop_a_variant_once_decided_and_the_table_says_so(tmp_path, capsys):
     calls = []
-    assert execute.run_sweep(config(), str(tmp_path), train_fn=stand_in(calls)) == 0
+    assert execute.run_sweep(staged_config(), str(tmp_path), train_fn=stand_in(calls)) == 0
     decisions = json.load(open(tmp_path / "decisions.json"))
     far, near = decisions["variants"]["far"], decisions["variants"]["near"]
     assert far["verdict"] == "worse" and near["verdict"] == "equivalent"
@@ -77,19 +38,19 @@ def test_stages_stop_a_variant_once_decided_and_the_table_says_so(tmp_path, caps
     assert len([r for r in planned if r["variant"] == "far"]) == far["seeds"]
     # Starting again trains nothing and decides the same.
     again = []
-    assert execute.run_sweep(config(), str(tmp_path), train_fn=stand_in(again)) == 0
+    assert execute.run_sweep(staged_config(), str(tmp_path), train_fn=stand_in(again)) == 0
     assert again == [] and json.load(open(tmp_path / "decisions.json")) == decisions
 
 
 def test_a_kill_between_or_within_stages_reaches_the_same_decisions_and_seeds(tmp_path):
     straight = []
-    execute.run_sweep(config(), str(tmp_path / "straight"), train_fn=stand_in(straight))
+    execute.run_sweep(staged_config(), str(tmp_path / "straight"), train_fn=stand_in(straight))
     expected = json.load(open(tmp_path / "straight" / "decisions.json"))
     for stop_at in (9, 11):  # between the first two stages, and within the second
         workdir, calls = str(tmp_path / f"killed{stop_at}"), []
         with pytest.raises(KeyboardInterrupt):
-            execute.run_sweep(config(), workdir, train_fn=stand_in(calls, stop_at))
-        execute.run_sweep(config(), workdir, train_fn=stand_in(calls))
+            execute.run_sweep(staged_config(), workdir, train_fn=stand_in(calls, stop_at))
+        execute.run_sweep(staged_config(), workdir, train_fn=stand_in(calls))
         assert json.load(open(os.path.join(workdir, "decisions.json"))) == expected
         assert sorted(calls) == sorted(straight)
 
@@ -107,51 +68,55 @@ def test_a_run_another_command_trains_holds_the_stages_back(tmp_path, monkeypatc
     monkeypatch.setattr(stages, "next_units", counted)
     holder, calls = hold(str(tmp_path / "near" / "seed1")), []
     try:
-        assert execute.run_sweep(config(), str(tmp_path), train_fn=stand_in(calls)) == 0
+        assert execute.run_sweep(staged_config(), str(tmp_path), train_fn=stand_in(calls)) == 0
     finally:
         kill(holder)
     assert len(plans) == 1 and "near/seed1" not in calls and len(calls) == 8
     assert json.load(open(tmp_path / "decisions.json"))["last_look"] == -1
     again = []  # the holder gone, the same command goes on
     monkeypatch.setattr(stages, "next_units", next_units)
-    execute.run_sweep(config(), str(tmp_path), train_fn=stand_in(again))
+    execute.run_sweep(staged_config(), str(tmp_path), train_fn=stand_in(again))
     assert again[0] == "near/seed1"
 
 
 def test_as_shards_each_invocation_runs_one_stage_and_decides_only_complete_looks(tmp_path):
     calls = []
     train_fn = stand_in(calls)
-    execute.run_sweep(config(), str(tmp_path), shard="0/2", train_fn=train_fn)
+    execute.run_sweep(staged_config(), str(tmp_path), shard="0/2", train_fn=train_fn)
     first = len(calls)
     state = json.load(open(tmp_path / "decisions.json"))
     assert state["last_look"] == -1 and 0 < first < 9  # the other shard's part is not done
-    execute.run_sweep(config(), str(tmp_path), shard="0/2", train_fn=train_fn)
+    execute.run_sweep(staged_config(), str(tmp_path), shard="0/2", train_fn=train_fn)
     assert len(calls) == first  # its part of the stage is done; the stage is not: no look
-    execute.run_sweep(config(), str(tmp_path), shard="1/2", train_fn=train_fn)
+    execute.run_sweep(staged_config(), str(tmp_path), shard="1/2", train_fn=train_fn)
     assert len(calls) == 9 and json.load(open(tmp_path / "decisions.json"))["last_look"] == -1
     while True:  # the next invocation makes the look and starts the next stage
         before = len(calls)
         for part in ("0/2", "1/2"):
-            execute.run_sweep(config(), str(tmp_path), shard=part, train_fn=train_fn)
+            execute.run_sweep(staged_config(), str(tmp_path), shard=part, train_fn=train_fn)
         if len(calls) == before:
             break
     straight = []
-    execute.run_sweep(config(), str(tmp_path / "one"), train_fn=stand_in(straight))
+    execute.run_sweep(staged_config(), str(tmp_path / "one"), train_fn=stand_in(straight))
     assert json.load(open(tmp_path / "decisions.json"))["variants"] == json.load(
         open(tmp_path / "one" / "decisions.json"))["variants"]
     assert sorted(calls) == sorted(straight)
 
 
-def test_the_design_is_fixed_at_the_first_look(tmp_path):
+def test_the_design_is_fixed_at_the_first_look_and_a_change_is_named(tmp_path):
     calls = []
-    execute.run_sweep(config(), str(tmp_path), shard="0/1", train_fn=stand_in(calls))
-    execute.run_sweep(config(), str(tmp_path), shard="0/1", train_fn=stand_in(calls))  # look 1
-    for field, value in (("margin", 0.5), ("alpha", 0.1), ("max_seeds", 7)):
-        changed = config()
+    for _ in range(2):  # the second makes look 1
+        execute.run_sweep(staged_config(), str(tmp_path), shard="0/1", train_fn=stand_in(calls))
+    for field, value, said in (("margin", 0.5, "margin 1.0 → 0.5"),
+                               ("alpha", 0.1, "alpha 0.05 → 0.1"),
+                               ("max_seeds", 7, "looks [3, 5, 7, 9] → [3, 5, 7]")):
+        changed = staged_config()
         changed.sweep[field] = value
         with pytest.raises(ValueError, match=r"decisions.json fixed this sweep's design at "
-                                             r"its first look, and this config changes its "):
+                                             r"its first look, and this config changes its ") \
+                as raised:
             execute.run_sweep(changed, str(tmp_path), train_fn=stand_in(calls))
+        assert said in str(raised.value)
 
 
 def test_bad_designs_are_one_sentence():
@@ -160,7 +125,7 @@ def test_bad_designs_are_one_sentence():
                              ({"seeds_per_program": 2}, "multiples of seeds_per_program=2"),
                              ({"only": "far,near"}, "which sweep.only leaves out")):
         with pytest.raises(ValueError, match=message):
-            stages.design_of(config(**options), plan.expand(config(**options)))
+            stages.design_of(staged_config(**options), plan.expand(staged_config(**options)))
 
 
 @needs_fashion_mnist

@@ -64,18 +64,35 @@ def test_each_worker_runs_its_shard_on_its_own_cores_and_the_worst_exit_code_is_
         f"worker 1 (CPU core(s) {workers._spans(second)}): fig5/seed0, fig5/seed1"]
 
 
-@TWO_CORES
-def test_sigterm_stops_every_worker_as_a_preemption_does():
-    process = run_standin("--wait")
+def both_waiting(process) -> None:
+    """Reads the stand-in command's output until both workers say they are waiting."""
     waiting = 0
     for line in process.stdout:
         waiting += "waiting" in line
         if waiting == 2:
-            break
+            return
+
+
+@TWO_CORES
+def test_sigterm_stops_every_worker_as_a_preemption_does():
+    process = run_standin("--wait")
+    both_waiting(process)
     process.send_signal(signal.SIGTERM)
     out, err = process.communicate(timeout=60)
     assert "[worker 0] stopped on SIGTERM" in out and "[worker 1] stopped on SIGTERM" in out
     assert "stopping the workers: each saves its run" in err and process.returncode == 0
+
+
+@TWO_CORES
+def test_ctrl_c_while_a_worker_sets_up_a_run_is_a_stop_not_a_failure():
+    """Ctrl-C at any moment: a worker without its preemption handler yet (setting up a run,
+    or between runs) dies of the SIGTERM the command sends it; nothing was lost, and the
+    command exits 0 as for a preemption."""
+    process = run_standin("--setting_up")
+    both_waiting(process)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=60)
+    assert "stopping the workers" in err and process.returncode == 0, err
 
 
 @needs_fashion_mnist

@@ -48,7 +48,7 @@ class Dataset:
     num_classes: int
     steps_per_epoch: int
     train_batches: Callable[[int], Iterator[dict]]  # start step → {"image", "label"}
-    eval_batches: Callable[[], Iterator[dict]]  # → {"image", "label", "mask"}
+    eval_batches: Callable[[], Iterator[dict]]  # → {"image", "label", "mask", "index"}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -133,7 +133,8 @@ def array_dataset(name: str, arrays, num_classes: int, global_batch: int, eval_b
             rows = np.arange(start, start + eval_batch)[index * local_eval:(index + 1) * local_eval]
             mask = rows < len(test_x)
             rows = np.where(mask, rows, 0)
-            yield {"image": test_x[rows], "label": test_y[rows], "mask": mask}
+            yield {"image": test_x[rows], "label": test_y[rows], "mask": mask,
+                   "index": rows.astype(np.int32)}
 
     return Dataset(name, num_classes, steps_per_epoch, train_batches, eval_batches)
 
@@ -309,7 +310,8 @@ def streaming_dataset(config, global_batch: int, eval_batch: int,
         image = (inception_eval_preprocess(image, size) if inception
                  else simple_preprocess(image, size))
         return {"image": image, "label": _labelled(example["label"], num_classes),
-                "mask": tf.constant(True)}
+                "mask": tf.constant(True),
+                "index": tf.cast(evaluation.offset + i, tf.int32)}
 
     def eval_batches():
         ds = evaluation.read(None).enumerate().map(prepare_eval,

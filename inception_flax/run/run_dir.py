@@ -170,3 +170,40 @@ def set_aside(run_dir: str, why: str = "stale") -> str:
         target = f"{base}-{suffix}"
     os.rename(run_dir, target)
     return target
+
+
+# ---------------------------------------------------------------------------------------------
+# Which evaluation examples a run got right.
+
+def encode_correct(index, right) -> dict:
+    """`final.json`'s compact record of which evaluation examples the top-1 prediction got
+    right: {"n": examples by index 0..n-1, "evaluated": how many were, "right": base64 of
+    the packed bits (1: right) in index order, "seen": the same for the examples evaluated,
+    where not all were}. `index`: each result's example index (< 0: padding)."""
+    import base64
+
+    import numpy as np
+    index, right = np.asarray(index), np.asarray(right, bool)
+    keep = index >= 0
+    n = int(index[keep].max()) + 1 if keep.any() else 0
+    bits, seen = np.zeros(n, bool), np.zeros(n, bool)
+    bits[index[keep]], seen[index[keep]] = right[keep], True
+    pack = lambda b: base64.b64encode(np.packbits(b).tobytes()).decode()  # noqa: E731
+    record = {"n": n, "evaluated": int(seen.sum()), "right": pack(bits)}
+    if not seen.all():
+        record["seen"] = pack(seen)
+    return record
+
+
+def decode_correct(record: dict):
+    """(right, seen): boolean arrays over the examples 0..n-1 of an `encode_correct` record."""
+    import base64
+
+    import numpy as np
+
+    def unpack(text):
+        return np.unpackbits(np.frombuffer(base64.b64decode(text), np.uint8))[:record["n"]] \
+            .astype(bool)
+    right = unpack(record["right"])
+    seen = unpack(record["seen"]) if "seen" in record else np.ones(record["n"], bool)
+    return right, seen

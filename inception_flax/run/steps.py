@@ -25,7 +25,7 @@ import optax
 from jax.sharding import PartitionSpec as P
 
 from inception_flax.model import network
-from inception_flax.run import flat, input_pipeline, optim
+from inception_flax.run import flat, input_pipeline, optim, run_dir
 
 AXIS = "batch"
 
@@ -94,14 +94,16 @@ def update(state: TrainState, grads, batch_stats, offsets, *, tx, schedule, ema_
 
 def eval_step(params, batch_stats, batch, *, model, config, num_classes):
     """[top-1 hits, top-5 hits, examples] of a batch (padding masked out), summed over the
-    replicas."""
+    replicas, and which of the batch's examples the top-1 prediction gets right (each
+    replica's own)."""
     images = input_pipeline.prepare_images(batch["image"], config.image_size,
                                            input_dtype(config))
     logits = model.apply({"params": params, "batch_stats": batch_stats}, images)
     labels, mask = batch["label"], batch["mask"]
+    top1 = jnp.argmax(logits, -1) == labels
     top5 = jnp.any(jax.lax.top_k(logits, min(5, num_classes))[1] == labels[:, None], -1)
     count = lambda hits: jax.lax.psum(jnp.sum(hits & mask), AXIS)  # noqa: E731
-    return jnp.stack([count(jnp.argmax(logits, -1) == labels), count(top5), count(mask)])
+    return jnp.stack([count(top1), count(top5), count(mask)]), top1 & mask
 
 
 def build(model: network.Inception, config, tx, schedule, num_classes: int, mesh,
@@ -125,7 +127,7 @@ def build(model: network.Inception, config, tx, schedule, num_classes: int, mesh
         jax.jit(jax.shard_map(train_update, mesh=mesh, in_specs=P(), out_specs=P()),
                 donate_argnums=0), grouped)
     evaluate = jax.jit(jax.shard_map(evaluate, mesh=mesh, in_specs=(P(), P(), P(AXIS)),
-                                     out_specs=P()))
+                                     out_specs=(P(), P(None, AXIS) if grouped else P(AXIS))))
     return train, evaluate
 
 
@@ -204,28 +206,49 @@ def to_global(batch: dict, sharding) -> dict:
 def evaluate_all(evaluate, state: TrainState, dataset, batch_sharding, max_examples=0,
                  seeds: int | None = None, raw: bool = True) -> list[dict]:
     """Top-1/top-5 accuracy of the EMA weights (and with `raw` of the raw weights) on the
-    evaluation split, for each seed (one record; `seeds` records for a grouped state)."""
+    evaluation split, for each seed (one record; `seeds` records for a grouped state), and
+    which examples the EMA weights' top-1 gets right (`ema_correct`, `run_dir.encode_correct`:
+    by each example's index in the split)."""
     weights = {"raw": (state.params, state.batch_stats),
                "ema": (state.ema_params, state.ema_batch_stats)}
     if not raw:
         del weights["raw"]
     counts = {name: np.zeros((3,) if seeds is None else (seeds, 3)) for name in weights}
-    seen = 0
+    rights, indices, seen = [], [], 0
     for batch in dataset.eval_batches():
         if max_examples and seen >= max_examples:
             break
         batch = to_global(batch, batch_sharding)
+        index = batch.pop("index", None)
         for name, (params, batch_stats) in weights.items():
-            counts[name] += np.array(evaluate(params, batch_stats, batch))
+            hits, right = evaluate(params, batch_stats, batch)
+            counts[name] += np.array(hits)
+            if name == "ema" and index is not None:
+                rights.append(_gathered(right))
+        if index is not None:
+            indices.append(np.where(_gathered(batch["mask"]), _gathered(index), -1))
         seen += batch["label"].shape[0]
     results = []
-    for index in range(1 if seeds is None else seeds):
+    for i in range(1 if seeds is None else seeds):
         result = {}
         for name, per_seed in counts.items():
-            top1, top5, n = per_seed if seeds is None else per_seed[index]
+            top1, top5, n = per_seed if seeds is None else per_seed[i]
             result[f"{name}_top1"] = top1 / n
             result[f"{name}_top5"] = top5 / n
         result["eval_examples"] = int((counts["ema"] if seeds is None
-                                       else counts["ema"][index])[2])
+                                       else counts["ema"][i])[2])
+        if indices:
+            index = np.concatenate(indices)
+            right = np.concatenate([r if seeds is None else r[i] for r in rights], -1)
+            result["ema_correct"] = run_dir.encode_correct(index, right)
         results.append(result)
     return results
+
+
+def _gathered(array) -> np.ndarray:
+    """A global array (or a host one) whole on this host, in the global batch's order (every
+    process's part, gathered where it has not got them all)."""
+    if not isinstance(array, jax.Array) or array.is_fully_addressable:
+        return np.asarray(jax.device_get(array))
+    from jax.experimental import multihost_utils
+    return np.asarray(multihost_utils.process_allgather(array, tiled=True))

@@ -13,7 +13,7 @@ import jax
 import numpy as np
 import pytest
 
-from inception_flax.run import settings, steps, train
+from inception_flax.run import run_dir, settings, steps, train
 from tests.helpers import (SCRIPTS, hold, kill, assert_trees_equal, env, final_params, max_difference,
                            needs_fashion_mnist, run_experiment, wait_for)
 from tests.scripts.tiny import STEPS_PER_EPOCH, tiny_config
@@ -226,19 +226,27 @@ def test_evaluation_counts_each_weight_set_and_can_leave_out_the_raw_one():
 
     class Data:
         def eval_batches(self):
-            for _ in range(3):
-                yield {"image": np.zeros((4, 2), np.float32), "label": np.zeros(4, np.int32)}
+            for k in range(3):
+                yield {"image": np.zeros((4, 2), np.float32), "label": np.zeros(4, np.int32),
+                       "mask": np.ones(4, bool), "index": np.arange(4 * k, 4 * k + 4)}
 
     def evaluate(params, batch_stats, batch):  # hits: 3 top-1 and 4 top-5 (raw), 1 and 2 (EMA)
-        return np.array([3, 4, 4]) if params == "raw" else np.array([1, 2, 4])
+        if params == "raw":
+            return np.array([3, 4, 4]), np.array([1, 1, 1, 0], bool)
+        return np.array([1, 2, 4]), np.array([0, 1, 0, 0], bool)
     state = steps.TrainState(step=0, params="raw", batch_stats=None, opt_state=None,
                              ema_params="ema", ema_batch_stats=None, rng=None)
     sharding = NamedSharding(Mesh(np.array(jax.devices()[:1]), (steps.AXIS,)), P(steps.AXIS))
     (both,) = steps.evaluate_all(evaluate, state, Data(), sharding)
+    right = both.pop("ema_correct")
     assert both == {"raw_top1": 0.75, "raw_top5": 1.0, "ema_top1": 0.25, "ema_top5": 0.5,
                     "eval_examples": 12}
+    bits, seen = run_dir.decode_correct(right)
+    assert list(np.flatnonzero(bits)) == [1, 5, 9] and seen.all() and right["evaluated"] == 12
     (ema,) = steps.evaluate_all(evaluate, state, Data(), sharding, max_examples=8, raw=False)
+    right = ema.pop("ema_correct")
     assert ema == {"ema_top1": 0.25, "ema_top5": 0.5, "eval_examples": 8}
+    assert right["n"] == 8 and right["evaluated"] == 8
 
 
 def test_a_variants_next_seed_reuses_its_programs():

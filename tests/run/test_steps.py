@@ -92,7 +92,8 @@ def test_eval_step_alone_counts_hits_of_the_unmasked_examples():
     batch = {"image": np.zeros((1, 3, 2, 2, 1), np.uint8),
              "label": np.array([[5, 5, 1]], np.int32),  # top-1 hit, top-5 miss, top-5 hit
              "mask": np.array([[True, True, False]])}  # the third is padding
-    counts = jax.vmap(functools.partial(steps.eval_step, model=model, config=CONFIG,
-                                        num_classes=6),
-                      in_axes=(None, None, 0), axis_name=steps.AXIS)({}, {}, batch)
+    counts, right = jax.vmap(functools.partial(steps.eval_step, model=model, config=CONFIG,
+                                               num_classes=6),
+                             in_axes=(None, None, 0), axis_name=steps.AXIS)({}, {}, batch)
     assert counts[0].tolist() == [1, 1, 2]  # top-1 hits, top-5 hits, examples
+    assert right[0].tolist() == [True, False, False]  # the padding's is not counted

@@ -55,6 +55,10 @@ def base(data: str | None, default_data: dict | None = None,
         axes=[], combine="product", seeds=(0, 1, 2), fixed_cost=False, fixed_cost_tolerance=0.01,
         fixed_cost_exempt=(), baseline="", only="", paper={}, notes={},
         seeds_per_program=1, alpha=0.05, margin=MARGIN[data], until_decided=False,
-        min_seeds=3, max_seeds=3, seeds_per_stage=1))
+        min_seeds=3, max_seeds=3, seeds_per_stage=1,
+        # How the verdicts are made (inception_flax/sweeps/sequential.py, decide.py): the
+        # spending function and exact boundaries of a sweep run until decided, and intervals
+        # that include the test set's sampling (claims about the data distribution).
+        spending="power", boundaries="exact", population="distribution"))
     config.sweep.update(sweep)
     return config

@@ -20,6 +20,14 @@ verdict anywhere in the table is at most α.
 *non-inferior* (its upper end is below +margin), else *undecided*. Without a margin there is
 no equivalence or non-inferiority.
 
+**Populations.** Every seed is evaluated on the same test examples, so the seeds' errors
+share the test set's own sampling: a fixed offset that more seeds never shrink. Intervals over
+the seeds alone (`interval`; population "eval_set") are about the difference on these test
+images; for a claim about the data distribution the test set's sampling belongs in the
+interval too (Bouthillier et al. 2021, "Accounting for variance in machine learning
+benchmarks"), which `components_interval` adds from each run's per-example results (population
+"distribution", the default of new sweeps: `sweep.population`).
+
 **What would decide** an undecided comparison, from the observed spread s (the standard
 deviation of the per-seed differences when paired; √(s_v² + s_b²) when not, for equal seeds
 of each) with ν = n − 1 degrees of freedom paired, 2n − 2 not:
@@ -93,6 +101,66 @@ def interval(variant, baseline, paired: bool, confidence) -> Interval:
     return Interval(diff, diff - half, diff + half, spread, n, df)
 
 
+def components_interval(variant, baseline, paired: bool, confidence) -> Interval:
+    """The difference of mean top-1 error (points) with an interval that covers the test
+    set's sampling too: `variant` (n_v, I) and `baseline` (n_b, I) are each seed's per-example
+    errors (0 or 100, the same I test examples in the same order), the target the difference
+    over new seeds *and new test examples* drawn like these. Its variance is estimated from
+    the two-way table of seeds × examples by the method of moments (random seeds, random
+    examples: the module docstring's "Populations"), with Satterthwaite's degrees of freedom:
+    - paired (each seed of both, in the same order; d = variant − baseline, S seeds × I
+      examples): Var = (MS_seeds + MS_examples − MS_residual) / (S·I);
+    - Welch (independent seeds): Var = s_v²/n_v + s_b²/n_b + σ̂²_examples/I, where σ̂² is the
+      variance over examples of the difference of the two variants' per-example means, less
+      what their seeds' residual noise contributes to it (MS_residual,v/n_v + MS_residual,b/n_b).
+    An example term estimated below 0 is taken as 0 (the interval is then the seeds-only
+    one). `spread` is the seeds-only spread (for `to_decide`)."""
+    variant = np.asarray(variant, np.float64)
+    baseline = np.asarray(baseline, np.float64)
+    if paired:
+        d = variant - baseline
+        S, I = d.shape[-2:]
+        rows, cols, grand = d.mean(-1), d.mean(-2), d.mean((-2, -1))
+        ms_seed = I * rows.var(-1, ddof=1)
+        ms_example = S * cols.var(-1, ddof=1)
+        total = ((d - grand[..., None, None]) ** 2).sum((-2, -1))
+        ms_res = (total - (S - 1) * ms_seed - (I - 1) * ms_example) / ((S - 1) * (I - 1))
+        example = np.maximum(ms_example - ms_res, 0.0)
+        var = (ms_seed + example) / (S * I)
+        parts = [(ms_seed / (S * I), S - 1), (ms_example / (S * I), I - 1),
+                 (-ms_res / (S * I), (S - 1) * (I - 1))]
+        clipped = ms_example <= ms_res
+        diff, spread, n = grand, rows.std(-1, ddof=1), S
+    else:
+        n_v, I = variant.shape[-2:]
+        n_b = baseline.shape[-2]
+        seed_v, seed_b = variant.mean(-1), baseline.mean(-1)
+        a, b = seed_v.var(-1, ddof=1) / n_v, seed_b.var(-1, ddof=1) / n_b
+        between = variant.mean(-2) - baseline.mean(-2)
+
+        def residual(x):
+            k = x.shape[-2]
+            r = x - x.mean(-1, keepdims=True) - x.mean(-2, keepdims=True) \
+                + x.mean((-2, -1), keepdims=True)
+            return (r ** 2).sum((-2, -1)) / ((k - 1) * (I - 1))
+        example = np.maximum(between.var(-1, ddof=1) - residual(variant) / n_v
+                             - residual(baseline) / n_b, 0.0) / I
+        var = a + b + example
+        parts = [(a, n_v - 1), (b, n_b - 1), (example, I - 1)]
+        clipped = example <= 0
+        diff = seed_v.mean(-1) - seed_b.mean(-1)
+        spread, n = np.sqrt(seed_v.var(-1, ddof=1) + seed_b.var(-1, ddof=1)), min(n_v, n_b)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        df = var ** 2 / sum(part ** 2 / k for part, k in parts)
+        if paired:  # a clipped example term leaves the seeds' own interval and ν
+            df = np.where(clipped, S - 1.0, df)
+        se = np.sqrt(var)
+        half = np.where(se == 0, 0.0, _t(0.5 + np.asarray(confidence) / 2, df) * se)
+    diff = np.asarray(diff)
+    return Interval(diff, diff - half, diff + half, np.asarray(spread),
+                    np.full(diff.shape, n), np.asarray(df))
+
+
 def verdicts(difference: Interval, equivalence: Interval, margin: float | None) -> np.ndarray:
     """The verdict of each comparison (module docstring), from its difference interval (at
     1 − α') and its equivalence interval (at 1 − 2α')."""
@@ -111,11 +179,19 @@ def level(alpha: float, comparisons: int) -> float:
     return alpha / comparisons
 
 
-def compare(variant, baseline, paired: bool, alpha_each: float, margin: float | None) -> dict:
-    """One comparison (or an array of them) at level `alpha_each` (α'): its two intervals and
-    its verdict."""
-    difference = interval(variant, baseline, paired, 1 - alpha_each)
-    equivalence = interval(variant, baseline, paired, 1 - 2 * alpha_each)
+def compare(variant, baseline, paired: bool, alpha_each: float, margin: float | None,
+            alpha_equivalence: float | None = None, examples=None) -> dict:
+    """One comparison (or an array of them) at level `alpha_each` (α'; the equivalence test at
+    `alpha_equivalence` a side, default α'): its two intervals and its verdict. `examples`
+    ((n_v, I), (n_b, I) per-example errors): the intervals include the test set's sampling
+    (`components_interval`); else over the seeds' errors alone (`interval`)."""
+    alpha_equivalence = alpha_each if alpha_equivalence is None else alpha_equivalence
+    if examples is not None:
+        difference = components_interval(*examples, paired, 1 - alpha_each)
+        equivalence = components_interval(*examples, paired, 1 - 2 * alpha_equivalence)
+    else:
+        difference = interval(variant, baseline, paired, 1 - alpha_each)
+        equivalence = interval(variant, baseline, paired, 1 - 2 * alpha_equivalence)
     return {"difference": difference, "equivalence": equivalence,
             "verdict": verdicts(difference, equivalence, margin)}
 
@@ -179,6 +255,28 @@ def errors_compared(variant: dict, baseline: dict, order: list) -> tuple[list, l
     if paired:
         return [error(variant[s]) for s in common], [error(baseline[s]) for s in common], True
     return [error(r) for r in variant.values()], [error(r) for r in baseline.values()], False
+
+
+def examples_compared(variant: dict, baseline: dict, order: list, paired: bool):
+    """The per-example errors (0 or 100) a comparison over the test set's sampling uses
+    (`components_interval`), for the same seeds as `errors_compared`: ((n_v, I), (n_b, I)), or
+    None where a record holds no per-example results (`ema_correct`: records written before
+    2026-12-03) or they were evaluated on other or partial examples."""
+    from inception_flax.run import run_dir
+    variant = {seed: variant[seed] for seed in order if seed in variant}
+    baseline = {seed: baseline[seed] for seed in order if seed in baseline}
+    if paired:
+        common = [seed for seed in variant if seed in baseline]
+        variant = {seed: variant[seed] for seed in common}
+        baseline = {seed: baseline[seed] for seed in common}
+    records = list(variant.values()) + list(baseline.values())
+    if not records or any("ema_correct" not in r for r in records):
+        return None
+    decoded = [run_dir.decode_correct(r["ema_correct"]) for r in records]
+    if len({len(right) for right, _ in decoded}) > 1 or not all(seen.all() for _, seen in decoded):
+        return None
+    errors = [100.0 * ~right for right, _ in decoded]
+    return np.stack(errors[:len(variant)]), np.stack(errors[len(variant):])
 
 
 def same_data_order(record_a: dict | None, record_b: dict | None) -> bool:

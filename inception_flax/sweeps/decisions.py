@@ -42,8 +42,12 @@ def design_from(sweep: dict, variants: list[str]) -> tuple[sequential.Design, di
     seeds = list(dict.fromkeys(sweep["seeds"]))[:sweep["max_seeds"]]
     compared = [v for v in variants if v != baseline]
     margin = sweep.get("margin")
+    # A sweep recorded before 2026-12-03 has no spending, boundaries or population: its
+    # design is the rule it was decided by (utils/compat.py).
     design = sequential.Design(float(sweep["alpha"]), float(margin) if margin else None,
-                               len(compared), looks)
+                               len(compared), looks, sweep.get("spending", "power"),
+                               sweep.get("boundaries", "bonferroni"),
+                               sweep.get("population", "eval_set"))
     return design, {"design": design.to_json(), "seeds": seeds, "baseline": baseline,
                     "compared": compared}
 
@@ -91,12 +95,14 @@ def _records(workdir: str, variants: list[str], seeds: list[int],
 def _look(design: sequential.Design, fixed: dict, state: dict, look: int, records: dict) -> None:
     """The decisions of one look for every open variant."""
     n, last = design.looks[look], look == len(design.looks) - 1
-    verdicts = {}
+    verdicts, difference, equivalence = {}, *design.levels(look)
     for variant in open_variants(fixed, state):
-        v, b, paired = decide.errors_compared(records[variant], records[fixed["baseline"]],
-                                              fixed["seeds"][:n])
-        verdict = (str(decide.compare(v, b, paired, design.alpha_at(look),
-                                      design.margin)["verdict"])
+        order, base = fixed["seeds"][:n], records[fixed["baseline"]]
+        v, b, paired = decide.errors_compared(records[variant], base, order)
+        examples = (decide.examples_compared(records[variant], base, order, paired)
+                    if design.population == "distribution" else None)
+        verdict = (str(decide.compare(v, b, paired, difference, design.margin, equivalence,
+                                      examples)["verdict"])
                    if min(len(v), len(b)) else "undecided")
         verdicts[variant] = verdict
         state["variants"][variant] = {"verdict": verdict, "look": look, "seeds": n,

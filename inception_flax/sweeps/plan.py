@@ -167,9 +167,15 @@ def expand(config: ml_collections.ConfigDict, data: bool = True) -> list[Run]:
     names, chosen = [name for name, _ in named], selected(config)
     baseline_of(config)  # a ValueError where it names no variant
     check_ranges(config, [f for f in RANGES if f.startswith("sweep.")])  # alpha, margin...
+    from inception_flax.sweeps import sequential
+    for field, choices in (("spending", sequential.SPENDINGS),
+                           ("boundaries", sequential.BOUNDARIES),
+                           ("population", sequential.POPULATIONS)):
+        if field in sweep and sweep[field] not in choices:
+            raise ValueError(f"sweep.{field}={sweep[field]!r} is not valid; choose "
+                             f"{' or '.join(map(repr, choices))}.")
     if all(k in sweep for k in ("min_seeds", "max_seeds", "seeds_per_stage")):
         # Checked whether or not until_decided is on: a design that cannot run is a mistake.
-        from inception_flax.sweeps import sequential
         sequential.looks(sweep.min_seeds, sweep.max_seeds, sweep.seeds_per_stage)
     for name in sweep.get("fixed_cost_exempt") or ():
         if name not in names:

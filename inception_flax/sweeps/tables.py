@@ -120,29 +120,38 @@ def summarize(workdir: str, data: dict | None = None) -> list[dict]:
     return rows
 
 
+POPULATION_WORDS = {"distribution": "over seeds and test examples",
+                    "eval_set": "over seeds, on these test examples"}
+
+
 def settings(data: dict) -> dict:
     """The table's statistical settings: α, the margin, the baseline, k (variants compared
-    with it), α/k, the seeds' order, and the design of a sweep run until decided (None for a
-    fixed design)."""
+    with it), α/k, the seeds' order, the design of a sweep run until decided (None for a
+    fixed design), and the population its verdicts are about (`decide`, "Populations";
+    `shows_population`: the sweep recorded one, so the table shows both intervals: a sweep
+    made before 2026-12-03 did not, and its tables stay as they were)."""
     sweep, names = data["plan"]["sweep"], list(data["variants"])
     baseline = sweep.get("baseline") or names[0]
     k = len([n for n in names if n != baseline]) if baseline in names else 0
     design = data.get("decisions", {}).get("design")
+    design = sequential.Design.from_json(design) if design else None
     alpha = float(sweep.get("alpha", 0.05))
     return {"alpha": alpha, "margin": sweep.get("margin") or None, "k": k,
             "baseline": baseline, "alpha_each": decide.level(alpha, max(k, 1)),
-            "seed_order": list(sweep.get("seeds") or []),
-            "design": sequential.Design(design["alpha"], design["margin"],
-                                        design["comparisons"], tuple(design["looks"]))
-            if design else None}
+            "seed_order": list(sweep.get("seeds") or []), "design": design,
+            "population": design.population if design else sweep.get("population",
+                                                                      "eval_set"),
+            "shows_population": "population" in sweep}
 
 
 def compare_all(rows: list[dict], data: dict) -> None:
     """Fills each variant's `comparison` with the baseline (`decide`): paired over the seeds
     both have done where each pair shares its data order, Welch's otherwise; the intervals at
-    α' (and 2α' for equivalence), the verdict, Holm-adjusted p-values of the difference, and
-    what would decide an undecided one. For a sweep run until decided, each variant at its
-    latest look (`decisions.json`): that look's seeds, level and (frozen) verdict."""
+    α' (and α' a side for equivalence), for the table's population (over the seeds and the
+    test examples where the records hold per-example results, else over the seeds), the other
+    population's too, the verdict, Holm-adjusted p-values of the difference, and what would
+    decide an undecided one. For a sweep run until decided, each variant at its latest look
+    (`decisions.json`): that look's seeds, levels and (frozen) verdict."""
     s = settings(data)
     if not s["k"]:
         return
@@ -155,34 +164,51 @@ def compare_all(rows: list[dict], data: dict) -> None:
         runs = _done_by_seed(data["variants"][row["variant"]])
         order = s["seed_order"] or sorted(set(runs) | set(base))
         look = looks.get(row["variant"])
-        alpha = s["alpha_each"]
-        if s["design"] and look:  # the seeds and level of its latest look
-            order, alpha = order[:look["seeds"]], s["design"].alpha_at(look["look"])
-        elif s["design"]:  # no look yet: its first look's seeds and level, and no verdict
-            order, alpha = order[:s["design"].looks[0]], s["design"].alpha_at(0)
+        levels = (s["alpha_each"], s["alpha_each"])
+        if s["design"] and look:  # the seeds and levels of its latest look
+            order, levels = order[:look["seeds"]], s["design"].levels(look["look"])
+        elif s["design"]:  # no look yet: its first look's seeds and levels, and no verdict
+            order, levels = order[:s["design"].looks[0]], s["design"].levels(0)
             look = {"verdict": "undecided", "look": None}
         v, b, paired = decide.errors_compared(runs, base, order)
-        row["comparison"] = _comparison(v, b, paired, alpha, s["margin"], look)
+        examples = (decide.examples_compared(runs, base, order, paired)
+                    if s["shows_population"] and len(v) and len(b) else None)
+        row["comparison"] = _comparison(v, b, paired, levels, s["margin"], look, examples,
+                                        s["population"])
         compared.append(row["comparison"])
     tested = [c for c in compared if not math.isnan(c["p"])]
     for c, adjusted in zip(tested, decide.holm([c["p"] for c in tested])):
         c["p_holm"] = float(adjusted)
 
 
-def _comparison(v: list, b: list, paired: bool, alpha: float, margin: float | None,
-                look: dict | None) -> dict:
-    result = decide.compare(v, b, paired, alpha, margin) if len(v) and len(b) else None
+def _comparison(v: list, b: list, paired: bool, levels: tuple, margin: float | None,
+                look: dict | None, examples=None, population: str = "eval_set") -> dict:
+    """One row's comparison at `levels` (α of the difference interval, α a side of the
+    equivalence test), for `population` where `examples` allow it."""
+    alpha, alpha_equivalence = levels
+    used = population if examples is not None or population == "eval_set" else "eval_set"
+    result = (decide.compare(v, b, paired, alpha, margin, alpha_equivalence,
+                             examples if used == "distribution" else None)
+              if len(v) and len(b) else None)
     verdict = (look or {}).get("verdict") or (str(result["verdict"]) if result else
                                                "undecided")
     d = result["difference"] if result else None
     e = result["equivalence"] if result else None
+    other = None
+    if examples is not None and result:  # the other population's interval, at that level
+        flipped = decide.compare(v, b, paired, alpha, margin, alpha_equivalence,
+                                 None if used == "distribution" else examples)["difference"]
+        other = {"population": "eval_set" if used == "distribution" else "distribution",
+                 "low": float(flipped.low), "high": float(flipped.high)}
     comparison = {
         "diff": float(d.diff) if d else math.nan, "low": float(d.low) if d else math.nan,
         "high": float(d.high) if d else math.nan, "alpha": alpha,
+        "alpha_equivalence": alpha_equivalence,
         "equivalence": (float(e.low), float(e.high)) if e else (math.nan, math.nan),
         "test": "paired" if paired else "Welch", "n": (len(v),) if paired else (len(v), len(b)),
         "verdict": verdict, "look": (look or {}).get("look"),
         "pending": look is not None and look.get("look") is None,
+        "population": used, "other": other,
         "p": decide.p_value(v, b, paired) if min(len(v), len(b)) > 1 else math.nan,
         "p_holm": math.nan, "to_decide": None}
     if verdict == "undecided" and d is not None:
@@ -265,6 +291,9 @@ def _cells(row, s: dict, mark: str = "") -> list[str]:
     cells = [row["variant"] + mark, f"{row['params'] / 1e6:.2f} M", _macs(row["macs"]),
              _pm(row["top1"]), _interval(row["top1_ci"]), _pm(row["top5"]),
              _delta(row, s["design"] is None)]
+    if s["shows_population"]:
+        other = (c or {}).get("other")
+        cells.append(_bounds(other["low"], other["high"]) if other else "–")
     if s["margin"]:
         cells.append(_bounds(*c["equivalence"]) if c else "–")
     cells += [_verdict(row, s["margin"]), _to_decide(row, s["margin"]),
@@ -287,6 +316,10 @@ def columns(s: dict, has_paper: bool) -> list[str]:
         level = twice = "CI at its look's level"
     names = ["variant", "params", "multiply-adds", "top-1 err %", "top-1 err 95% CI",
              "top-5 err %", f"Δ top-1 [{level}]"]
+    if s["shows_population"]:
+        other = "eval_set" if s["population"] == "distribution" else "distribution"
+        names[-1] = f"Δ top-1 [{level}, {POPULATION_WORDS[s['population']]}]"
+        names.append(f"Δ [{POPULATION_WORDS[other]}]")
     if s["margin"]:
         names.append(f"Δ for equivalence [{twice}]")
     names += ["verdict", "to decide", "images/s", "status"]
@@ -305,7 +338,7 @@ def footer(s: dict, rows: list[dict]) -> list[str]:
                  "variant(s) against the baseline: Bonferroni, so that the chance of any false "
                  "verdict in the table is at most α)")
         twice = f"1 − 2α/k = {percent(2 * s['alpha_each'])}"
-    else:
+    elif design.boundaries == "bonferroni":  # the rule before 2026-12-03, as it said itself
         level = (f"at the level of the variant's latest look (shown): the sweep added seeds "
                  f"until decided, looks at {', '.join(map(str, design.looks))} seeds, each "
                  f"comparison spending α/k = {s['alpha'] / s['k']:.4g} (α = {s['alpha']:g}, "
@@ -313,6 +346,18 @@ def footer(s: dict, rows: list[dict]) -> list[str]:
                  "(inception_flax/sweeps/sequential.py): the chance of any false verdict in the table, "
                  "over all looks, is at most α; a verdict once reached is frozen")
         twice = "twice that level's α"
+    else:
+        shape = {"power": f"as (n/{design.looks[-1]})³ (power family)",
+                 "obrien_fleming": "by Lan and DeMets' O'Brien-Fleming-like function",
+                 "pocock": "by Lan and DeMets' Pocock-like function"}[design.spending]
+        level = (f"at the level of the variant's latest look (shown): the sweep added seeds "
+                 f"until decided, looks at {', '.join(map(str, design.looks))} seeds, each "
+                 f"comparison spending α/k = {s['alpha'] / s['k']:.4g} (α = {s['alpha']:g}, "
+                 f"k = {s['k']}) over its looks {shape}, at exact group-sequential boundaries "
+                 "for its paired t statistics (inception_flax/sweeps/sequential.py): repeated "
+                 "confidence intervals, so the chance of any false verdict in the table, over "
+                 "all looks, is at most α; a verdict once reached is frozen")
+        twice = "the one-sided boundary of the look's equivalence test"
     notes.append(
         "Δ top-1: the variant's top-1 error minus the baseline's, in points (> 0: worse): a "
         "paired t-interval over the seeds both have done where each pair shares its data "
@@ -320,6 +365,8 @@ def footer(s: dict, rows: list[dict]) -> list[str]:
         + (f"; for equivalence at {twice}, against the margin ±{s['margin']:g} point"
            f"{'' if s['margin'] == 1 else 's'}."
            if s["margin"] else "; no margin was set, so no equivalence is judged."))
+    if s["shows_population"]:
+        notes.append(population_note(s, rows))
     notes.append("Verdict: worse or better where the Δ interval excludes 0; equivalent where the "
                  "equivalence interval lies within ±margin; non-inferior where its upper end is "
                  "below +margin; else undecided. To decide (undecided rows): the smallest "
@@ -332,6 +379,30 @@ def footer(s: dict, rows: list[dict]) -> list[str]:
         notes.append("Failed, diverged or unfinished seeds are shown under status and not "
                      "counted in n.")
     return notes
+
+
+def population_note(s: dict, rows: list[dict]) -> str:
+    """What the two Δ intervals are about, and the rows whose records could not give the
+    table's population (no per-example results)."""
+    fallback = [r["variant"] for r in rows if r["comparison"]
+                and r["comparison"]["population"] != s["population"]]
+    note = ("Populations: every seed is evaluated on the same test examples. The interval "
+            "\"over seeds and test examples\" covers the difference on new test data drawn "
+            "like it as well as new seeds (two-way variance components, seeds × examples, "
+            "method of moments, Satterthwaite's degrees of freedom: "
+            "inception_flax/sweeps/decide.py, components_interval); the one \"over seeds, on "
+            "these test examples\" covers new seeds on this test set only. The verdicts use "
+            f"the first ({s['population']}, sweep.population)" if s["population"] ==
+            "distribution" else
+            "Populations: every seed is evaluated on the same test examples. The interval "
+            "\"over seeds, on these test examples\" covers new seeds on this test set only; "
+            "the one \"over seeds and test examples\" also covers the test set's own "
+            "sampling (inception_flax/sweeps/decide.py, components_interval). The verdicts use "
+            f"the first ({s['population']}, sweep.population)")
+    if fallback:
+        note += (f"; {', '.join(fallback)}: records without per-example results, so over "
+                 "the seeds alone")
+    return note + ", at the same level as the other."
 
 
 def write(workdir: str, rebuild_decisions: bool = False) -> list[dict]:
@@ -378,7 +449,9 @@ def _csv(rows: list[dict], s: dict) -> str:
                      "equivalence_low", "equivalence_high", "equivalence_confidence", "margin",
                      "test", "n_compared", "verdict", "p", "p_holm", "detectable",
                      "seeds_equivalence", "seeds_difference", "images_per_s", "status",
-                     "paper_top1_err", "paper_top5_err", "note", "cpu_cores"])
+                     "paper_top1_err", "paper_top5_err", "note", "cpu_cores"]
+                    + (["population", "other_population", "other_delta_low",
+                        "other_delta_high"] if s["shows_population"] else []))
     for r in rows:
         c = r["comparison"] or {}
         t = c.get("to_decide") or {}
@@ -388,13 +461,16 @@ def _csv(rows: list[dict], s: dict) -> str:
             *r["top1_ci"], r["top5"][0], r["top5"][1], c.get("diff", ""), c.get("low", ""),
             c.get("high", ""), 1 - c["alpha"] if c else "",
             *(c.get("equivalence", ("", "")) if s["margin"] else ("", "")),
-            1 - 2 * c["alpha"] if c and s["margin"] else "", s["margin"] or "",
+            1 - 2 * c["alpha_equivalence"] if c and s["margin"] else "", s["margin"] or "",
             c.get("test", ""), "+".join(map(str, c.get("n", ()))),
             c.get("verdict", "baseline" if r["baseline"] else ""), c.get("p", ""),
             c.get("p_holm", ""), t.get("detectable", ""), t.get("seeds_equivalence") or "",
             t.get("seeds_difference") or "", r["images_per_s"], r["status"],
             paper.get("top1", ""), paper.get("top5", ""), r["note"],
-            " ".join(map(str, r["cpu_cores"]))])
+            " ".join(map(str, r["cpu_cores"]))]
+            + ([c.get("population", ""), *(((c.get("other") or {}).get(k, "") for k in
+                                            ("population", "low", "high")))]
+               if s["shows_population"] else []))
     return out.getvalue()
 
 

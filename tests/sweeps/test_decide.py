@@ -172,3 +172,73 @@ def test_holm_matches_statsmodels():
             np.testing.assert_allclose(decide.holm(p), multipletests(p, method="holm")[1],
                                        rtol=1e-12)
     assert list(decide.holm([0.01, 0.04, 0.03, 0.5])) == pytest.approx([0.04, 0.09, 0.09, 0.5])
+
+
+def test_the_interval_over_seeds_and_examples_by_hand():
+    """Paired: the two-way table of per-example differences, seeds × examples, by the method
+    of moments with loops; Welch: its three variance parts; both with Satterthwaite's ν."""
+    from scipy import stats
+    rng = np.random.default_rng(5)
+    v = 100.0 * (rng.random((4, 7)) < 0.3)
+    b = 100.0 * (rng.random((4, 7)) < 0.2)
+    d = v - b
+    S, I = d.shape
+    grand = sum(d[s, i] for s in range(S) for i in range(I)) / (S * I)
+    rows = [sum(d[s]) / I for s in range(S)]
+    cols = [sum(d[:, i]) / S for i in range(I)]
+    ms_seed = I * sum((r - grand) ** 2 for r in rows) / (S - 1)
+    ms_ex = S * sum((c - grand) ** 2 for c in cols) / (I - 1)
+    ms_res = sum((d[s, i] - rows[s] - cols[i] + grand) ** 2
+                 for s in range(S) for i in range(I)) / ((S - 1) * (I - 1))
+    assert ms_ex > ms_res  # the example term is kept
+    var = (ms_seed + ms_ex - ms_res) / (S * I)
+    df = var ** 2 / ((ms_seed / (S * I)) ** 2 / (S - 1) + (ms_ex / (S * I)) ** 2 / (I - 1)
+                     + (ms_res / (S * I)) ** 2 / ((S - 1) * (I - 1)))
+    got = decide.components_interval(v, b, True, 0.9)
+    assert float(got.diff) == pytest.approx(grand)
+    assert float(got.df) == pytest.approx(df)
+    assert float(got.high - got.diff) == pytest.approx(stats.t.ppf(0.95, df) * math.sqrt(var))
+
+    w = 100.0 * (rng.random((3, 7)) < 0.25)  # Welch: 4 seeds against 3
+    seeds_v, seeds_w = v.mean(1), w.mean(1)
+    a, c = seeds_v.var(ddof=1) / 4, seeds_w.var(ddof=1) / 3
+
+    def residual(x):
+        k = x.shape[0]
+        r = x - x.mean(1, keepdims=True) - x.mean(0, keepdims=True) + x.mean()
+        return (r ** 2).sum() / ((k - 1) * (I - 1))
+    example = max((v.mean(0) - w.mean(0)).var(ddof=1) - residual(v) / 4 - residual(w) / 3,
+                  0) / I
+    got = decide.components_interval(v, w, False, 0.9)
+    var = a + c + example
+    assert float(got.high - got.diff) == pytest.approx(
+        stats.t.ppf(0.95, float(got.df)) * math.sqrt(var))
+    assert float(got.df) == pytest.approx(var ** 2 / (a ** 2 / 3 + c ** 2 / 2
+                                                      + example ** 2 / (I - 1)))
+
+
+def test_the_interval_over_seeds_and_examples_covers_the_population():
+    """Simulated: each example's easiness and the variant's effect on it drawn from a
+    population, seeds as shifts of every probit, the seeds of both sharing their noise. The
+    interval over seeds and examples covers the population's difference at its level; the
+    one over seeds alone does not (the test set's own sampling is missing from it)."""
+    from scipy import stats
+    rng = np.random.default_rng(11)
+    sims, examples, seeds, hits, hits_seeds = 300, 1500, 6, 0, 0
+    easiness, effect, shared = (1.2, 1.2), (0.05, 0.6), 0.8
+    truth = 100 * (stats.norm.cdf(easiness[0] / math.sqrt(1 + easiness[1] ** 2))
+                   - stats.norm.cdf((easiness[0] - effect[0])
+                                    / math.sqrt(1 + easiness[1] ** 2 + effect[1] ** 2)))
+    for _ in range(sims):
+        u, e = rng.normal(*easiness, examples), rng.normal(*effect, examples)
+        common = rng.standard_normal((seeds, examples))
+        noise = [shared * common + math.sqrt(1 - shared ** 2)
+                 * rng.standard_normal((seeds, examples)) for _ in range(2)]
+        b = 100.0 * ~(u + noise[0] > 0)
+        v = 100.0 * ~(u - e + noise[1] > 0)
+        ci = decide.components_interval(v, b, True, 0.95)
+        alone = decide.interval(v.mean(1), b.mean(1), True, 0.95)
+        hits += bool(ci.low <= truth <= ci.high)
+        hits_seeds += bool(alone.low <= truth <= alone.high)
+    print(f"coverage over seeds and examples {hits / sims:.3f}, over seeds {hits_seeds / sims:.3f}")
+    assert 0.92 <= hits / sims <= 0.98 and hits_seeds / sims <= 0.9

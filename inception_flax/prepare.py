@@ -52,9 +52,19 @@ def main(argv=None) -> int:
               "the same command again to prepare it.", file=sys.stderr)
         return 130
     except ValueError as error:
-        print(f"error: {error}", file=sys.stderr)
+        print(f"error: {in_these_flags(str(error))}", file=sys.stderr)
         return cli.EXIT_BAD_INPUT
     return 0
+
+
+def in_these_flags(message: str) -> str:
+    """A data check's sentence (written for the training command's config flags) in this
+    command's flags."""
+    for config_flag, flag in (("--config.data_dir", "--data_dir"),
+                              ("--config.dataset", "--dataset"),
+                              ("config.data_dir", "--data_dir"), ("config.dataset", "--dataset")):
+        message = message.replace(config_flag, flag)
+    return message
 
 
 if __name__ == "__main__":

@@ -71,6 +71,23 @@ def tf():
     return tensorflow
 
 
+@contextlib.contextmanager
+def quiet_stderr():
+    """File descriptor 2 to /dev/null for the block: libjpeg writes its warnings there
+    directly ("Improper call to JPEG library"), where the one sentence that names the image
+    is what counts."""
+    import sys
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def one_line(error: Exception) -> str:
     """A TensorFlow error's message as one line (without its graph-node notes)."""
     text = getattr(error, "message", None) or str(error)
@@ -103,7 +120,8 @@ class Source:
     form: str
     where: str  # for messages: the form and its folder
     num_classes: int
-    repair = "replace or remove it"  # what to do about an example that cannot be read
+    repair = "replace it with an intact copy"  # what to do about an example that cannot be read
+    label_base, label_rule = 0, "its labels 0-based"  # how its labels are stored
 
     def part(self, split: str, processes: int, index: int, seed: int = 0,
              global_batch: int = 0) -> Part:
@@ -141,26 +159,53 @@ def _require_dir(data_dir: str | None, dataset: str) -> str:
     if not data_dir:
         raise DatasetNotFound(f"config.dataset={dataset!r} is read from a folder, and "
                               "config.data_dir is not set; set --config.data_dir=/path/to/it.")
+    data_dir = os.path.expanduser(data_dir)
+    if os.path.exists(data_dir) and not os.path.isdir(data_dir):
+        raise DatasetNotFound(f"config.data_dir={data_dir} is a file, not a folder; set "
+                              "--config.data_dir to the folder that holds the data.")
     if not os.path.isdir(data_dir):
-        raise DatasetNotFound(f"config.data_dir={data_dir} does not exist (or is not a folder); "
-                              "set --config.data_dir to the folder that holds the data.")
+        raise DatasetNotFound(f"config.data_dir={data_dir} does not exist; set "
+                              "--config.data_dir to the folder that holds the data.")
     return data_dir
 
 
 def detect(data_dir: str) -> str | None:
-    """Which of the two folder forms `data_dir` holds ("image_folder", "slim_tfrecords"), or
-    None."""
-    if glob.glob(os.path.join(glob.escape(data_dir), "train-[0-9]*-of-[0-9]*")):
+    """Which form `data_dir` holds: "slim_tfrecords", "image_folder", "tfds:<name>" (a TFDS
+    data dir with a prepared dataset), "tfds_dataset:<name>" (a TFDS dataset's own folder, one
+    level too deep), or None."""
+    if any(SLIM_NAME.match(name) for name in _names(data_dir)):
         return "slim_tfrecords"
     if os.path.isdir(os.path.join(data_dir, "train")):
         return "image_folder"
+    prepared = sorted(glob.glob(os.path.join(glob.escape(data_dir), "*", "*",
+                                             "dataset_info.json")))
+    if prepared:
+        return "tfds:" + os.path.basename(os.path.dirname(os.path.dirname(prepared[0])))
+    if glob.glob(os.path.join(glob.escape(data_dir), "*", "dataset_info.json")):
+        return "tfds_dataset:" + os.path.basename(os.path.abspath(data_dir))
     return None
+
+
+def _names(folder: str) -> list[str]:
+    try:
+        return os.listdir(folder)
+    except OSError:
+        return []
 
 
 def not_recognised(data_dir: str, looked_for: str) -> DatasetNotFound:
     """The error for a `data_dir` without `looked_for`: it names the form it does hold, or the
     three this reads."""
     found = detect(data_dir)
+    if found and found.startswith("tfds_dataset:"):
+        return DatasetNotFound(
+            f"{data_dir} is the folder of TFDS's {found.partition(':')[2]} itself, one level "
+            f"too deep; set --config.data_dir={os.path.dirname(os.path.abspath(data_dir))} "
+            f"and --config.dataset={found.partition(':')[2]}.")
+    if found and found.startswith("tfds:"):
+        return DatasetNotFound(f"{data_dir} holds no {looked_for} but a prepared TFDS "
+                               f"{found.partition(':')[2]}; set "
+                               f"--config.dataset={found.partition(':')[2]}.")
     if found:
         return DatasetNotFound(f"{data_dir} holds no {looked_for} but looks like "
                                f"{'TF-slim TFRecords' if found == 'slim_tfrecords' else 'an ImageFolder tree'}; "
@@ -178,13 +223,14 @@ def tfds_builder(name: str, data_dir: str | None):
     tf()  # TensorFlow, imported by TFDS, kept off the accelerator
     import tensorflow_datasets as tfds
     if data_dir is not None:
-        _require_dir(data_dir, name)
+        data_dir = _require_dir(data_dir, name)
     builder = quiet_builder(name, data_dir)
     with quiet_tfds():
         prepared = builder.is_prepared()
     if not prepared:
         where = builder.data_dir_root if hasattr(builder, "data_dir_root") else data_dir
-        if data_dir and detect(data_dir):
+        found = detect(data_dir) if data_dir else None
+        if found and found != f"tfds:{name}":
             raise not_recognised(data_dir, f"prepared TFDS {name}")
         manual = (" (ImageNet from ILSVRC2012_img_train.tar and ILSVRC2012_img_val.tar in "
                   f"{os.path.join(str(where), 'downloads', 'manual')} or --manual_dir)"
@@ -221,7 +267,9 @@ def quiet_builder(name: str, data_dir: str | None):
 def unknown_tfds(name: str) -> DatasetNotFound:
     """The error for a name TFDS does not know: one sentence, with the closest names."""
     import tensorflow_datasets as tfds
-    close = difflib.get_close_matches(name, tfds.list_builders(), n=3)
+    names = tfds.list_builders()
+    close = [n for n in names if n.startswith(name)][:3] or difflib.get_close_matches(
+        name, names, n=3)
     hint = f" (did you mean {' or '.join(close)}?)" if close else ""
     return DatasetNotFound(
         f"config.dataset={name!r} is no TFDS dataset{hint}; config.dataset names a TFDS "
@@ -233,10 +281,15 @@ def _split_base(split: str) -> str:
     return re.match(r"[\w-]+", split).group(0) if re.match(r"[\w-]+", split) else split
 
 
+@functools.lru_cache(maxsize=4096)
+def _tfds_records(path: str) -> int:
+    return count_records(path)
+
+
 class TFDSSource(Source):
     form = "tfds"
-    repair = (f"prepare the dataset again from intact files (`{PREPARE}`), or leave the "
-              "example out with a split slice")
+    repair = (f"replace it in the tar files with an intact copy and prepare the dataset again "
+              f"(`{PREPARE}`)")
 
     def __init__(self, name: str, data_dir: str | None):
         self.builder = tfds_builder(name, data_dir)
@@ -262,6 +315,11 @@ class TFDSSource(Source):
                                  f"{len(splits[base].filepaths)} shard(s) are missing, e.g. "
                                  f"{missing[0]}; restore them or prepare the dataset again "
                                  f"(`{PREPARE}`).")
+        for path, length in zip(splits[base].filepaths, splits[base].shard_lengths):
+            if _tfds_records(str(path)) != length:  # the framing, read once per process
+                raise DatasetDamaged(f"{path} holds {_tfds_records(str(path))} records where "
+                                     f"TFDS's metadata lists {length}; restore it or prepare "
+                                     f"the dataset again (`{PREPARE}`).")
         return splits[split]
 
     def examples(self, split: str) -> int:
@@ -306,13 +364,24 @@ def _split_dir(data_dir: str, split: str, form: str) -> str:
 
 @functools.lru_cache(maxsize=8)
 def _list_folder(root: str) -> tuple[tuple[str, ...], tuple[tuple[str, int], ...]]:
-    """(class names, ((path, class index), ...)) of an ImageFolder split, sorted."""
+    """(class names, ((path, class index), ...)) of an ImageFolder split, sorted: each class
+    folder's images at any depth below it (as torchvision's ImageFolder), hidden files and
+    folders (".ipynb_checkpoints") left out; a broken link is refused."""
     classes, files = [], []
     for entry in sorted(os.scandir(root), key=lambda e: e.name):
-        if not entry.is_dir():
+        if not entry.is_dir() or entry.name.startswith("."):
             continue
-        images = sorted(e.path for e in os.scandir(entry.path)
-                        if e.is_file() and e.name.lower().endswith(IMAGE_SUFFIXES))
+        images = []
+        for folder, dirs, names in os.walk(entry.path, followlinks=True):
+            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+            for name in sorted(names):
+                path = os.path.join(folder, name)
+                if name.startswith(".") or not name.lower().endswith(IMAGE_SUFFIXES):
+                    continue
+                if not os.path.exists(path):
+                    raise DatasetNotFound(f"{path} is a broken link; restore what it points "
+                                          "to, or remove it.")
+                images.append(path)
         if not images:
             raise DatasetNotFound(f"class folder {entry.path} holds no image ("
                                   f"{', '.join(IMAGE_SUFFIXES)}); add its images or remove it.")
@@ -326,6 +395,7 @@ def _list_folder(root: str) -> tuple[tuple[str, ...], tuple[tuple[str, int], ...
 
 class ImageFolderSource(Source):
     form = "image_folder"
+    repair = "replace it with an intact copy (removing it would change the run's data)"
 
     def __init__(self, data_dir: str | None, train_split: str):
         data_dir = _require_dir(data_dir, "image_folder")
@@ -398,21 +468,42 @@ def count_records(path: str) -> int:
     return count
 
 
+SLIM_NAME = re.compile(r"^([\w.]+?)-(\d+)-of-(\d+)$")
+
+
 @functools.lru_cache(maxsize=16)
 def _shards(data_dir: str, split: str) -> tuple[tuple[str, int], ...]:
-    """((path, records), ...) of a split's shards, every one of its -of-N present."""
-    names = sorted(glob.glob(os.path.join(glob.escape(data_dir), f"{split}-[0-9]*-of-[0-9]*")))
+    """((path, records), ...) of a split's shards: every one of its -of-N there, none empty
+    or cut short, all of one N."""
+    names = [n for n in _names(data_dir) if n.startswith(f"{split}-")]
     if not names:
         raise DatasetNotFound(f"the TF-slim TFRecords in {data_dir} have no {split} split (no "
                               f"{split}-00000-of-NNNNN); set --config.train_split / "
                               "--config.eval_split to its files' prefix.")
-    total = int(names[0].rsplit("-of-", 1)[1])
-    expected = [os.path.join(data_dir, f"{split}-{i:05d}-of-{total:05d}") for i in range(total)]
-    missing = sorted(set(expected) - set(names))
+    strange = [n for n in names if not (SLIM_NAME.match(n) and SLIM_NAME.match(n).group(1)
+                                        == split)]
+    if strange:
+        raise DatasetNotFound(f"{os.path.join(data_dir, strange[0])} is not a TF-slim shard "
+                              f"name ({split}-NNNNN-of-NNNNN; compressed shards are not read): "
+                              "rename, uncompress or move it.")
+    parsed = {n: (int(SLIM_NAME.match(n).group(2)), int(SLIM_NAME.match(n).group(3)))
+              for n in names}
+    totals = sorted({total for _, total in parsed.values()})
+    if len(totals) > 1:
+        raise DatasetDamaged(f"the {split} shards in {data_dir} are of {len(totals)} sets "
+                             f"(-of-{', -of-'.join(map(str, totals))}); keep one set.")
+    total, have = totals[0], {index for index, _ in parsed.values()}
+    missing = [i for i in range(total) if i not in have]
     if missing:
         raise DatasetDamaged(f"{len(missing)} of the {total} {split} shards in {data_dir} are "
-                             f"missing, e.g. {os.path.basename(missing[0])}; restore them.")
-    return tuple((path, count_records(path)) for path in expected)
+                             f"missing, e.g. number {missing[0]} of -of-{total}; restore them.")
+    paths = [os.path.join(data_dir, n) for n in sorted(names, key=lambda n: parsed[n][0])]
+    counts = [count_records(path) for path in paths]
+    empty = [path for path, count in zip(paths, counts) if count == 0]
+    if empty:
+        raise DatasetDamaged(f"{empty[0]} is empty (a failed copy?); copy it again or "
+                             "rebuild it.")
+    return tuple(zip(paths, counts))
 
 
 SLIM_FEATURES = ("image/encoded", "image/class/label", "image/filename")
@@ -429,7 +520,8 @@ def _parse_slim(record):
 
 @functools.lru_cache(maxsize=8)
 def _largest_label(paths: tuple[str, ...]) -> tuple[int, int]:
-    """(smallest, largest) label of the records in `paths` (one pass over their labels)."""
+    """(smallest, largest) label of the records in `paths`: one pass over them (read whole,
+    since a record's fields cannot be read apart; no image is decoded)."""
     tf_ = tf()
     labels = tf_.data.TFRecordDataset(list(paths), num_parallel_reads=8).map(
         lambda r: tf_.io.parse_single_example(
@@ -448,13 +540,18 @@ def _largest_label(paths: tuple[str, ...]) -> tuple[int, int]:
 
 class SlimSource(Source):
     form = "slim_tfrecords"
-    repair = "rebuild its shard without it (build_imagenet_data.py)"
+    repair = "rebuild its shard with an intact copy of the image (build_imagenet_data.py)"
+    label_base = 1
+    label_rule = "TF-slim's 1-based labels, up to the evaluation split's largest"
 
     def __init__(self, data_dir: str | None, eval_split: str):
         data_dir = _require_dir(data_dir, "slim_tfrecords")
         if detect(data_dir) != "slim_tfrecords":
             raise not_recognised(data_dir, "TF-slim TFRecords")
         self.data_dir, self.where = data_dir, f"the TF-slim TFRecords in {data_dir}"
+        # The class count: the largest label of the evaluation split (config.eval_split),
+        # whose every class ImageNet's validation has; the training split's labels are
+        # checked as they are read.
         paths = tuple(p for p, _ in self.shards(eval_split))
         low, high = _largest_label(paths)
         if low < 1:
@@ -470,8 +567,7 @@ class SlimSource(Source):
     def _layout_name(self, split: str) -> str:
         """The split's files' prefix: its name, else its alias where only that is there."""
         for name in (split, ALIASES.get(split)):
-            if name and glob.glob(os.path.join(glob.escape(self.data_dir),
-                                               f"{name}-[0-9]*-of-[0-9]*")):
+            if name and any(n.startswith(f"{name}-") for n in _names(self.data_dir)):
                 return name
         return split
 
@@ -484,20 +580,18 @@ class SlimSource(Source):
         mine = [p for p, _ in shards]
         offset = sum(c for i, (_, c) in enumerate(self.shards(split))
                      if i % processes < index) if processes > 1 else 0
-        tf_, num_classes = tf(), self.num_classes
+        tf_ = tf()
 
         def read(epoch=None):
-            def element(record):
+            def element(shard, record):  # a label outside 1..classes is refused where read
                 features = _parse_slim(record)
-                label = features["image/class/label"]
-                checked = tf_.debugging.assert_equal(
-                    tf_.logical_and(label >= 1, label <= num_classes), True,
-                    message=f"a label outside 1..{num_classes} (TF-slim's 1-based labels)")
-                with tf_.control_dependencies([checked]):
-                    label = tf_.cast(label - 1, tf_.int32)
-                return {"encoded": features["image/encoded"], "label": label,
-                        "name": features["image/filename"]}
-            return tf_.data.TFRecordDataset(mine).map(element)
+                name = tf_.strings.join([features["image/filename"], " (in ",
+                                         tf_.strings.split(shard, "/")[-1], ")"])
+                return {"encoded": features["image/encoded"], "name": name,
+                        "label": tf_.cast(features["image/class/label"] - 1, tf_.int32)}
+            shards = tf_.data.Dataset.from_tensor_slices(mine)
+            return shards.flat_map(lambda shard: tf_.data.TFRecordDataset(shard).map(
+                lambda record: (shard, record))).map(element)
         return Part(sum(c for _, c in shards), read, False, offset)
 
 

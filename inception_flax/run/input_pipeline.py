@@ -240,19 +240,28 @@ def _read(dataset, first: int, diagnose) -> Iterator[dict]:
 
 def _diagnose(elements, transform, split: str, source) -> DataError:
     """Which of `elements` (one batch's, undecoded, with their positions) cannot be read or
-    decoded: the error naming it. Eager, one example at a time (only after a batch failed)."""
+    decoded, or has a label outside the data's classes: the error naming it. Eager, one
+    example at a time (only after a batch failed), libjpeg's own warnings kept off stderr."""
     tf = _tf()
     where = f"the {split} split of {source.where}"
-    try:
-        for i, element in elements:
-            try:
-                transform(i, element)
-            except tf.errors.OpError as error:
+    with image_sources.quiet_stderr():
+        try:
+            for i, element in elements:
                 name = element["name"].numpy().decode(errors="replace") or f"example {int(i)}"
-                return DatasetDamaged(f"{name} in {where} cannot be read ({one_line(error)}); "
-                                      f"{source.repair}")
-    except tf.errors.OpError as error:  # the stored records themselves
-        return DatasetDamaged(f"{where} cannot be read ({one_line(error)}); restore its files")
+                label = int(element["label"])
+                if not 0 <= label < source.num_classes:
+                    return DatasetDamaged(
+                        f"{name} in {where} has label {label + source.label_base}, outside the "
+                        f"data's {source.num_classes} classes ({source.label_rule}); rebuild the "
+                        "data with one set of labels")
+                try:
+                    transform(i, element)
+                except tf.errors.OpError as error:
+                    return DatasetDamaged(f"{name} in {where} cannot be read "
+                                          f"({one_line(error)}); {source.repair}")
+        except tf.errors.OpError as error:  # the stored records themselves
+            return DatasetDamaged(f"{where} cannot be read ({one_line(error)}); restore its "
+                                  "files")
     return DatasetDamaged(f"{where} cannot be read; restore its files")
 
 

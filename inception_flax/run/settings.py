@@ -136,27 +136,33 @@ def resolve(config: ml_collections.ConfigDict) -> Settings:
 _NOTED: set = set()
 
 
-def with_data_classes(config: ml_collections.ConfigDict,
-                      required: bool = True) -> ml_collections.ConfigDict:
+def with_data_classes(config: ml_collections.ConfigDict, required: bool = True,
+                      recorded: dict | None = None) -> ml_collections.ConfigDict:
     """`config`, with `model.num_classes` from its data where it is left None (the ImageNet
     config's default: a 100-class subset trains a 100-way head), read from the data's own
     metadata (`input_pipeline.num_classes`: a `DataError` where the data cannot be read).
-    Not `required` (a dry run): where the data cannot be read, the preset's count, said on
-    stderr (once: the config returned has it)."""
+    Where the data cannot be read but its runs recorded the count (`recorded`: {dataset:
+    classes}, a finished sweep's), that count: the data is needed only for runs left to
+    train (checked then). Not `required` (a dry run): where the data cannot be read, the
+    preset's count, said on stderr (once: the config returned has it)."""
     if "model" not in config or config.model.get("num_classes") is not None:
         return config
     from inception_flax.run import input_pipeline
     try:
         classes = input_pipeline.num_classes(config)
     except input_pipeline.DataError as error:
-        if required:
+        if (recorded or {}).get(config.dataset):
+            classes = recorded[config.dataset]
+        elif required:
             raise
-        classes = get_preset(config.model.get("preset") or "inception_v3").num_classes
-        note = (f"note: model.num_classes is the data's, which cannot be read now "
-                f"({str(error).rstrip('.')}); what is listed assumes the preset's {classes}.")
-        if note not in _NOTED:  # once, for all the variants of a sweep
-            _NOTED.add(note)
-            print(note, file=sys.stderr)
+        else:
+            classes = get_preset(config.model.get("preset") or "inception_v3").num_classes
+            note = (f"note: model.num_classes is the data's, which cannot be read now "
+                    f"({str(error).rstrip('.')}); what is listed assumes the preset's "
+                    f"{classes}.")
+            if note not in _NOTED:  # once, for all the variants of a sweep
+                _NOTED.add(note)
+                print(note, file=sys.stderr)
     config = ml_collections.ConfigDict(config.to_dict())
     config.model.num_classes = classes
     return config

@@ -180,7 +180,7 @@ def set_up(group: list[Settings], workdirs, compilation_cache_dir,
     if num_classes != dataset.num_classes:
         raise ValueError(f"model.num_classes={num_classes} but {dataset.name} has "
                          f"{dataset.num_classes} classes; set --config.model.num_classes="
-                         f"{dataset.num_classes}, or None to take the data's.")
+                         f"{dataset.num_classes}, or leave it unset in the config to take the data's.")
     for workdir, c in zip(workdirs, configs):
         claim(workdir, c, set_aside_stale)
         os.makedirs(workdir, exist_ok=True)
@@ -278,7 +278,7 @@ def loop(run: Training) -> str:
                 if not any(run.live):
                     return "diverged"
             if config.eval_every_steps and done % config.eval_every_steps == 0 and not last:
-                for i, results in enumerate(run.evaluate_now()):
+                for i, results in enumerate(evaluate_or_save(run, done)):
                     if run.live[i]:
                         run.logs[i].log_eval(done, results)
             stop = should_stop(preempted, logging)
@@ -301,6 +301,17 @@ def read_batch(run: Training, iterators, step: int) -> dict:
     except input_pipeline.DataError as error:
         if step > run.start_step:
             run.save()
+        raise type(error)(f"{error}, then the same command resumes the run at step {step}.") \
+            from None
+
+
+def evaluate_or_save(run: Training, step: int) -> list[dict]:
+    """An evaluation during training; where the data cannot be read, the run is saved at
+    `step` first and the `DataError` says so (as `read_batch`)."""
+    try:
+        return run.evaluate_now()
+    except input_pipeline.DataError as error:
+        run.save()
         raise type(error)(f"{error}, then the same command resumes the run at step {step}.") \
             from None
 

@@ -69,7 +69,8 @@ def single_run(config: ml_collections.ConfigDict, flags: Flags) -> int:
 def sweep(config: ml_collections.ConfigDict, flags: Flags) -> int:
     """A sweep, expanded once here and handed down."""
     import jax
-    runs = plan.expand(config, data=not flags.dry_run)
+    runs = plan.expand(config, data=not flags.dry_run,
+                       recorded=plan.recorded_classes(flags.workdir))
     units = plan.groups(runs, plan.seeds_per_program(config))
     count = min(flags.workers, len(units))  # no worker without a unit of work
     if flags.dry_run:

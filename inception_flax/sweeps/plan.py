@@ -156,13 +156,31 @@ def baseline_of(config: ml_collections.ConfigDict) -> str:
     return baseline
 
 
-def expand(config: ml_collections.ConfigDict, data: bool = True) -> list[Run]:
+def recorded_classes(workdir: str) -> dict:
+    """{dataset: model.num_classes} the finished runs of the sweep in `workdir` recorded (for
+    a data-dependent class count when the data is not there: `settings.with_data_classes`)."""
+    try:
+        plan = run_dir.read_json(os.path.join(workdir, "sweep.json"))
+    except (run_dir.Damaged, OSError):
+        plan = None  # the command says so where it reads it
+    found = {}
+    for run in (plan or {}).get("runs", []):
+        final = run_dir.read_final(os.path.join(workdir, run["dir"]), warn=False) or {}
+        config = final.get("config") if isinstance(final.get("config"), dict) else {}
+        if config.get("dataset") and (config.get("model") or {}).get("num_classes"):
+            found.setdefault(config["dataset"], config["model"]["num_classes"])
+    return found
+
+
+def expand(config: ml_collections.ConfigDict, data: bool = True,
+           recorded: dict | None = None) -> list[Run]:
     """The runs of the selected variants (`sweep.only`), in a fixed order (variants, then
     seeds), each variant validated once (`settings.validate`: a ValueError says what is
     wrong) before any run starts. With `fixed_cost`, each variant's width is solved to the
     baseline's multiply-adds, except for the variants in `fixed_cost_exempt`. A
     `model.num_classes` left None is the data's (`settings.with_data_classes`; not `data`: a
-    dry run, which reads no data where it cannot)."""
+    dry run, which reads no data where it cannot; `recorded`: what a finished sweep's runs
+    recorded, for data no longer there)."""
     sweep, named = config.sweep, variants(config)
     names, chosen = [name for name, _ in named], selected(config)
     baseline_of(config)  # a ValueError where it names no variant
@@ -188,7 +206,7 @@ def expand(config: ml_collections.ConfigDict, data: bool = True) -> list[Run]:
     for name, overrides in named:
         variant = copy.deepcopy(base)
         apply_overrides(variant, overrides)
-        variant_configs[name] = with_data_classes(variant, required=data)  # its own data's
+        variant_configs[name] = with_data_classes(variant, data, recorded)  # its own data's
     solved = fixed_cost_widths(config, variant_configs) if sweep.fixed_cost else {}
     seeds, runs = distinct_seeds(sweep.seeds), []
     for name in chosen:

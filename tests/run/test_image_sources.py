@@ -3,7 +3,9 @@ tree, TF-slim's TFRecords), on a tiny fake of each (tests/conftest.py): their fa
 own metadata, their batches deterministic and resumable, and every fault of the data one
 sentence before anything is written."""
 
+import glob
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -95,7 +97,6 @@ def test_bad_data_is_one_sentence_before_anything_is_written(forms, tmp_path, ca
 
 def spoilt(source: str, tmp_path, spoil) -> str:
     """A copy of a fake data folder, spoilt by `spoil(folder)`."""
-    import shutil
     copy = str(tmp_path / "data")
     shutil.copytree(source, copy)
     spoil(copy)
@@ -103,13 +104,10 @@ def spoilt(source: str, tmp_path, spoil) -> str:
 
 
 def remove(pattern):
-    import glob
     return lambda folder: [os.remove(p) for p in glob.glob(os.path.join(folder, pattern))]
 
 
 def cut(pattern, keep=-100):
-    import glob
-
     def spoil(folder):
         path = glob.glob(os.path.join(folder, pattern))[0]
         data = open(path, "rb").read()
@@ -129,6 +127,19 @@ def cut(pattern, keep=-100):
     ("image_folder", remove("val/n01443537/*"), "val/n01443537 holds no image"),
     ("image_folder", lambda f: os.makedirs(os.path.join(f, "val", "n99999999")),
      "holds no image"),
+    ("image_folder", lambda f: os.symlink("/nonexistent.JPEG",
+                                          os.path.join(f, "train", SYNSETS[0], "x.JPEG")),
+     "is a broken link"),
+    ("slim_tfrecords", lambda f: shutil.copy(os.path.join(f, "train-00000-of-00002"),
+                                             os.path.join(f, "train-00000-of-00003")),
+     "are of 2 sets (-of-2, -of-3)"),
+    ("slim_tfrecords", lambda f: open(os.path.join(f, "validation-00000-of-00001"), "w").close(),
+     "validation-00000-of-00001 is empty"),
+    ("slim_tfrecords", lambda f: os.rename(os.path.join(f, "train-00001-of-00002"),
+                                           os.path.join(f, "train-00001-of-00002.gz")),
+     "train-00001-of-00002.gz is not a TF-slim shard name"),
+    ("imagenet2012", cut("imagenet2012/*/imagenet2012-train.tfrecord-*", -3000),
+     "is cut short"),
 ])
 def test_a_missing_or_cut_file_is_one_sentence_before_anything_is_written(
         forms, tmp_path, capsys, dataset, spoil, message):
@@ -142,8 +153,6 @@ def test_a_missing_or_cut_file_is_one_sentence_before_anything_is_written(
 
 
 def test_a_class_the_training_split_lacks_is_refused(image_folder, tmp_path, capsys):
-    import shutil
-
     def extra(folder):
         shutil.copytree(os.path.join(folder, "val", SYNSETS[0]),
                         os.path.join(folder, "val", "n99999999"))
@@ -179,3 +188,68 @@ def test_each_variant_of_a_sweep_takes_its_own_datas_classes(forms):
     config.sweep.baseline, config.sweep.seeds = "imagenet2012", (0,)
     classes = {run.variant: run.model.num_classes for run in plan.expand(config)}
     assert classes == {"imagenet2012": 1000, "image_folder": 4, "slim_tfrecords": 4}
+
+
+def test_the_sentence_names_the_form_a_folder_does_hold(forms, tmp_path, capsys):
+    for config, said in (
+            (imagenet_config("image_folder", forms["imagenet2012"]),
+             "but a prepared TFDS imagenet2012; set --config.dataset=imagenet2012"),
+            (imagenet_config("imagenet2012", os.path.join(forms["imagenet2012"],
+                                                          "imagenet2012")),
+             f"one level too deep; set --config.data_dir={forms['imagenet2012']}")):
+        assert command.main(config, command.Flags(str(tmp_path / "run"))) == 2
+        error = capsys.readouterr().err
+        assert said in error and error.count("\n") == 1, error
+
+
+def test_an_image_folder_takes_nested_images_and_leaves_hidden_folders_out(image_folder,
+                                                                          tmp_path):
+    def nest(folder):
+        first = sorted(glob.glob(os.path.join(folder, "train", SYNSETS[0], "*")))[0]
+        os.makedirs(os.path.join(folder, "train", SYNSETS[0], "more"))
+        shutil.move(first, os.path.join(folder, "train", SYNSETS[0], "more"))
+        os.makedirs(os.path.join(folder, "train", ".ipynb_checkpoints"))
+    source = image_sources.open_source(imagenet_config("image_folder",
+                                                       spoilt(image_folder, tmp_path, nest)))
+    assert source.num_classes == 4 and source.examples("train") == 24
+
+
+def test_a_bad_record_met_in_reading_names_its_shard(tmp_path):
+    """TF-slim: a label of 0 (TF-slim's background) and an image cut short in a training
+    shard are found as they are read, each named with its shard and what to do."""
+    import tensorflow as tf
+    from tests.scripts import fake_imagenet
+    rng = np.random.default_rng(1)
+    for label, image, said in ((0, fake_imagenet.jpeg(rng), "has label 0, outside the data's "
+                                "4 classes"),
+                               (2, fake_imagenet.jpeg(rng)[:300], "cannot be read (")):
+        folder = str(tmp_path / f"data{label}")
+        fake_imagenet.slim_tfrecords(folder)
+        with tf.io.TFRecordWriter(os.path.join(folder, "train-00001-of-00002")) as writer:
+            for _ in range(12):
+                writer.write(fake_imagenet.slim_example(image, "bad.JPEG", label, "x")
+                             .SerializeToString())
+        data = input_pipeline.create(imagenet_config("slim_tfrecords", folder), 8, 8)
+        with pytest.raises(input_pipeline.DatasetDamaged) as raised:
+            for _ in range(3):
+                next(data.train_batches(0))
+        message = str(raised.value)
+        assert message.startswith("bad.JPEG (in train-00001-of-00002) in the train split of "
+                                  f"the TF-slim TFRecords in {folder}") and said in message
+
+
+def test_a_finished_sweep_writes_its_tables_without_its_data(image_folder, tmp_path, capsys):
+    """The classes of a sweep whose data is gone come from what its runs recorded; only runs
+    left to train need the data."""
+    from experiments import factorization
+    from inception_flax.sweeps import execute
+    from tests.helpers import fake_train
+    data_dir = spoilt(image_folder, tmp_path, lambda folder: None)
+    config = imagenet_config("image_folder", data_dir)
+    config.sweep = factorization.get_config("imagenet").sweep
+    config.sweep.update(only="released,35x35_fig5", seeds=(0,))
+    workdir = str(tmp_path / "sweep")
+    assert execute.run_sweep(config, workdir, train_fn=fake_train([])) == 0
+    shutil.rmtree(data_dir)
+    assert command.main(config, command.Flags(workdir)) == 0
+    assert "| 35x35_fig5 (a) |" in capsys.readouterr().out

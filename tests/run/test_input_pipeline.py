@@ -87,8 +87,9 @@ def test_a_corrupt_image_is_named_and_the_run_goes_on_once_it_is_replaced(image_
     message = str(raised.value)
     assert message.startswith(f"{bad} in the train split of the ImageFolder tree in {data_dir} "
                               "cannot be read (")
-    assert message.endswith("replace or remove it, then the same command resumes the run at "
-                            "step 2.") and "\n" not in message
+    assert message.endswith("replace it with an intact copy (removing it would change the "
+                            "run's data), then the same command resumes the run at step 2.")
+    assert "\n" not in message
     assert os.listdir(os.path.join(workdir, "checkpoints")) == ["2"]
     open(bad, "wb").write(whole)
     record = train.train_and_evaluate(config, workdir)

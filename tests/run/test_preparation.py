@@ -33,6 +33,7 @@ def test_prepare_makes_imagenet2012_from_the_tars_and_keeps_it(ilsvrc_tars, tmp_
     for example in builder.as_dataset(split="train"):  # labelled by the synset's own tar
         assert example["file_name"].numpy().decode().startswith(names[int(example["label"])])
     files = tree(data_dir)
+    assert not any(name.endswith(".lock") for name in files)  # the lock is gone too
     assert prepare.main([f"--data_dir={data_dir}", f"--manual_dir={ilsvrc_tars}"]) == 0
     assert capsys.readouterr().out.startswith("already prepared: TFDS imagenet2012")
     assert tree(data_dir) == files
@@ -66,6 +67,68 @@ def test_bad_tar_files_are_one_sentence_and_nothing_is_written(ilsvrc_tars, tmp_
     assert not os.path.exists(data_dir)
 
 
+def _cut_at_a_member(path, keep):
+    """The tar at `path` cut where its `keep`-th member begins (a copy stopped there)."""
+    with tarfile.open(path) as tar:
+        offset = list(tar)[keep].offset
+    with open(path, "r+b") as f:
+        f.truncate(offset)
+
+
+def _junk_synset(path):
+    """The training tar with its second synset's tar replaced by junk of the same size."""
+    with tarfile.open(path) as tar:
+        member = list(tar)[1]
+    with open(path, "r+b") as f:
+        f.seek(member.offset_data)
+        f.write(b"junk" * (member.size // 4))
+
+
+@pytest.mark.parametrize("spoil,message", [
+    (lambda d: _cut_at_a_member(os.path.join(d, "ILSVRC2012_img_train.tar"), 2),
+     "ILSVRC2012_img_train.tar is not a whole tar file (it ends without the blocks"),
+    (lambda d: _cut_at_a_member(os.path.join(d, "ILSVRC2012_img_val.tar"), 6),
+     "ILSVRC2012_img_val.tar is not a whole tar file"),
+    (lambda d: _junk_synset(os.path.join(d, "ILSVRC2012_img_train.tar")),
+     "n01443537.tar inside"),
+])
+def test_a_tar_file_cut_or_damaged_anywhere_is_refused(ilsvrc_tars, tmp_path, capsys, spoil,
+                                                       message):
+    manual = str(tmp_path / "manual")
+    shutil.copytree(ilsvrc_tars, manual)
+    spoil(manual)
+    assert prepare.main([f"--data_dir={tmp_path / 'tfds'}", f"--manual_dir={manual}"]) == 2
+    error = capsys.readouterr().err
+    assert message in error and error.count("\n") == 1, error
+    assert not os.path.exists(tmp_path / "tfds")
+
+
+def test_a_failed_or_interrupted_preparation_leaves_nothing(ilsvrc_tars, tmp_path, capsys,
+                                                            monkeypatch):
+    """Whatever TFDS wrote before failing (a download, say) or before Ctrl-C is removed, and
+    TFDS's own error is one sentence; a data_dir that is a file is refused."""
+    import tensorflow_datasets as tfds
+    data_dir = tmp_path / "tfds"
+    os.makedirs(data_dir / "kept")  # what was there before stays
+
+    def fails(self, *args, **kwargs):
+        os.makedirs(os.path.join(str(data_dir), "downloads", "extracted"))
+        os.makedirs(os.path.join(str(data_dir), "imagenet2012", "5.1.0"))
+        raise raised
+    monkeypatch.setattr(tfds.core.DatasetBuilder, "download_and_prepare", fails)
+    for raised, code, said in ((RuntimeError("no route to host\n  more"), 2,
+                                "TFDS could not prepare imagenet2012"),
+                               (KeyboardInterrupt(), 130, "interrupted: nothing was kept")):
+        assert prepare.main([f"--data_dir={data_dir}", f"--manual_dir={ilsvrc_tars}"]) == code
+        error = capsys.readouterr().err
+        assert said in error and error.count("\n") == 1, error
+        assert tree(data_dir) == [str(data_dir / "kept")]
+    (tmp_path / "a_file").write_text("")
+    assert prepare.main([f"--data_dir={tmp_path / 'a_file'}",
+                         f"--manual_dir={ilsvrc_tars}"]) == 2
+    assert "is a file" in capsys.readouterr().err
+
+
 def test_the_folder_forms_are_checked_not_prepared(image_folder, slim_tfrecords, capsys):
     for dataset, folder in (("image_folder", image_folder), ("slim_tfrecords", slim_tfrecords)):
         files = tree(folder)
@@ -74,7 +137,7 @@ def test_the_folder_forms_are_checked_not_prepared(image_folder, slim_tfrecords,
             f"nothing to prepare ({dataset} is read in place): ")
         assert tree(folder) == files
     assert prepare.main(["--dataset=image_folder", f"--data_dir={slim_tfrecords}"]) == 2
-    assert "set --config.dataset=slim_tfrecords" in capsys.readouterr().err
+    assert "set --dataset=slim_tfrecords" in capsys.readouterr().err  # this command's flags
 
 
 def test_training_never_prepares_a_dataset(ilsvrc_tars, tmp_path, capsys):

@@ -104,9 +104,12 @@ def slim_example(encoded: bytes, filename: str, label: int, synset: str):
     def text(*v):
         return tf.train.Feature(bytes_list=tf.train.BytesList(value=list(v)))
 
-    image = tf.io.decode_jpeg(encoded)
+    try:
+        height, width = tf.io.decode_jpeg(encoded).shape[:2]
+    except tf.errors.InvalidArgumentError:  # a damaged image, on purpose: its size unknown
+        height = width = 0
     return tf.train.Example(features=tf.train.Features(feature={
-        "image/height": ints(int(image.shape[0])), "image/width": ints(int(image.shape[1])),
+        "image/height": ints(int(height)), "image/width": ints(int(width)),
         "image/colorspace": text(b"RGB"), "image/channels": ints(3),
         "image/class/label": ints(label), "image/class/synset": text(synset.encode()),
         "image/class/text": text(synset.encode()),

@@ -179,7 +179,7 @@ def main():
     result["coverage"] = [coverage(args.example_sims, 2_000, 8, paired)
                           for paired in (True, False)]
     result["distribution_sequential_missed"] = distribution_sequential(
-        args.example_sims // 4, 1_000)
+        args.example_sims, 1_000)
     result["seconds"] = time.time() - began
     print(json.dumps(result, indent=1))
     if args.json:

@@ -4,10 +4,12 @@
     uv run python benchmarks/train_step.py [--sizes 8x299x1000,32x75x10] [--rounds 5]
         [--steps 3] [--cold_rounds 3] [--dtype float32] [--lowering auto] [--no_memory]
         [--torch_python PATH] [--json results.json]
+    uv run python benchmarks/train_step.py --commits 264d196,HEAD [--sizes ...] [--rounds 5]
 
 Ours and Keras are measured in this one process, interleaved round by round so that machine
 noise falls on both; each figure is the median over rounds of images/s, and "spread" is
-(max - min) / median over the rounds. Our train step is the real one (`steps.build`:
+(max - min) / median over the rounds; a first round of each warms up and is not counted
+(since 2026-12-03: before, it was, and it made our spread). Our train step is the real one (`steps.build`:
 forward, backward, L2 decay, clipping, RMSProp, EMA of weights and batch statistics), on a
 one-device mesh; Keras's is `model.train_on_batch` with RMSprop and clipping (no EMA).
 First-step times include tracing and compilation (a cold cache: no persistent compilation
@@ -199,11 +201,12 @@ def measure(batch, size, classes, args, peak_gflops, cold):
         result[f"{name}_first_inference_s"] = _timed(contender.inference)
         contenders[name] = contender
     samples = {f"{n}_{kind}": [] for n in contenders for kind in ("train", "inference")}
-    for _ in range(args.rounds):  # interleaved: noise falls on both
+    for round_ in range(args.rounds + 1):  # interleaved: noise falls on both
         for name, contender in contenders.items():
             for kind in ("train", "inference"):
                 seconds = _timed(lambda: [getattr(contender, kind)() for _ in range(args.steps)])
-                samples[f"{name}_{kind}"].append(batch * args.steps / seconds)
+                if round_:  # the first round warms up (the allocator's pages): not counted
+                    samples[f"{name}_{kind}"].append(batch * args.steps / seconds)
     for key, values in samples.items():
         result[f"{key}_images_per_s"], result[f"{key}_spread"] = median_and_spread(values)
         result[f"{key}_rounds"] = values
@@ -236,6 +239,79 @@ def torchvision_results(python: str, args) -> dict:
                          check=True, capture_output=True, text=True)
     rows = [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
     return {(r["batch"], r["size"], r["classes"]): r for r in rows}
+
+
+def export(rev: str, root: str) -> tuple[str, str]:
+    """(short hash, folder) of commit `rev`'s files, written to `root` by `git archive`."""
+    top = subprocess.run(["git", "rev-parse", "--show-toplevel"], cwd=HERE, check=True,
+                         capture_output=True, text=True).stdout.strip()
+    short = subprocess.run(["git", "rev-parse", "--short", rev], cwd=top, check=True,
+                           capture_output=True, text=True).stdout.strip()
+    folder = os.path.join(root, short)
+    os.makedirs(folder)
+    archive = subprocess.run(["git", "archive", short], cwd=top, check=True,
+                             capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", folder], input=archive, check=True)
+    return short, folder
+
+
+def compare_commits(args) -> list[dict]:
+    """`--commits A,B`: each commit's own train and inference steps (its `Ours`, in its own
+    files) in a warm process of its own, stepped round by round in turn (the order alternating),
+    a first round left uncounted; per size, each commit's median images/s, the ratio B / A and
+    the spreads (`benchmarks/commit_server.py`)."""
+    import tempfile
+    revs = args.commits.split(",")
+    if len(revs) != 2:
+        raise SystemExit("--commits takes two commits, e.g. --commits 264d196,HEAD")
+    results = []
+    with tempfile.TemporaryDirectory() as root:
+        trees = dict(export(rev, root) for rev in revs)
+        names = list(trees)
+        for spec in args.sizes.split(","):
+            servers = {name: subprocess.Popen(
+                [sys.executable, os.path.join(HERE, "commit_server.py"), tree, spec, args.dtype,
+                 args.lowering], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+                for name, tree in trees.items()}
+            ready = {name: json.loads(server.stdout.readline()) for name, server in
+                     servers.items()}
+            samples = {name: {"train": [], "inference": []} for name in names}
+            for round_ in range(args.rounds + 1):  # round 0 warms up and is not counted
+                for name in names if round_ % 2 == 0 else names[::-1]:
+                    for kind in ("train", "inference"):
+                        servers[name].stdin.write(f"{kind} {args.steps}\n")
+                        servers[name].stdin.flush()
+                        value = json.loads(servers[name].stdout.readline())[kind]
+                        if round_:
+                            samples[name][kind].append(value)
+            for server in servers.values():
+                server.stdin.close()
+                server.wait()
+            result = {"size": spec, "commits": names}
+            for name in names:
+                result[name] = dict(ready[name])
+                for kind, values in samples[name].items():
+                    median, spread = median_and_spread(values)
+                    result[name].update({f"{kind}_images_per_s": median,
+                                         f"{kind}_spread": spread, f"{kind}_rounds": values})
+            for kind in ("train", "inference"):
+                result[f"{kind}_ratio"] = (result[names[1]][f"{kind}_images_per_s"]
+                                           / result[names[0]][f"{kind}_images_per_s"])
+            results.append(result)
+    return results
+
+
+def commits_table(results) -> str:
+    a, b = results[0]["commits"]
+    lines = [f"| batch × size × classes | train img/s {a} / {b} ({b} / {a}) | inference img/s "
+             f"{a} / {b} ({b} / {a}) | train spread {a} / {b} |", "|---|---|---|---|"]
+    for r in results:
+        lines.append(
+            f"| {r['size']} | {r[a]['train_images_per_s']:.1f} / {r[b]['train_images_per_s']:.1f}"
+            f" ({r['train_ratio']:.3f}×) | {r[a]['inference_images_per_s']:.1f} / "
+            f"{r[b]['inference_images_per_s']:.1f} ({r['inference_ratio']:.3f}×) | "
+            f"{r[a]['train_spread']:.0%} / {r[b]['train_spread']:.0%} |")
+    return "\n".join(lines)
 
 
 def table(results) -> str:
@@ -297,10 +373,22 @@ def main():
     parser.add_argument("--torch_python", "--torch-python", default=None,
                         help="a Python with torch and torchvision: also run torchvision")
     parser.add_argument("--json", default=None, help="also write the results here")
+    parser.add_argument("--commits", default=None,
+                        help="A,B: compare two commits' own steps, interleaved in this one run "
+                             "(benchmarks/NOTES.md, 'Two commits'); nothing else is measured")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         return child(args.child, args.sizes, args.dtype, args.lowering)
+    if args.commits:
+        results = compare_commits(args)
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump({"device": jax.devices()[0].device_kind, "dtype": args.dtype,
+                           "allocator": malloc.active(), "date": time.strftime("%Y-%m-%d"),
+                           "command": " ".join(sys.argv), "results": results}, f, indent=1)
+        print(commits_table(results))
+        return None
     peak = matmul_gflops(args.dtype)
     device = jax.devices()[0].device_kind
     results = []

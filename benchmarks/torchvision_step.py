@@ -72,12 +72,13 @@ def measure(batch: int, size: int, classes: int, rounds: int, steps: int,
         fn()
         result[f"torchvision_first_{kind}_step_s"] = time.perf_counter() - start
     samples = {"train": [], "inference": []}
-    for _ in range(rounds):
+    for round_ in range(rounds + 1):  # the first round warms up, as in train_step.py
         for kind, fn in (("train", train), ("inference", inference)):
             start = time.perf_counter()
             for _ in range(steps):
                 fn()
-            samples[kind].append(batch * steps / (time.perf_counter() - start))
+            if round_:
+                samples[kind].append(batch * steps / (time.perf_counter() - start))
     for kind, values in samples.items():
         result[f"torchvision_{kind}_images_per_s"], result[f"torchvision_{kind}_spread"] = \
             median_and_spread(values)

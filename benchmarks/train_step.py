@@ -5,6 +5,7 @@
         [--steps 3] [--cold_rounds 3] [--dtype float32] [--lowering auto] [--no_memory]
         [--torch_python PATH] [--json results.json]
     uv run python benchmarks/train_step.py --commits 264d196,HEAD [--sizes ...] [--rounds 5]
+    uv run python benchmarks/train_step.py --commits HEAD --lowerings matmul,xla [--sizes ...]
 
 Ours and Keras are measured in this one process, interleaved round by round so that machine
 noise falls on both; each figure is the median over rounds of images/s, and "spread" is
@@ -258,21 +259,32 @@ def export(rev: str, root: str) -> tuple[str, str]:
 def compare_commits(args) -> list[dict]:
     """`--commits A,B`: each commit's own train and inference steps (its `Ours`, in its own
     files) in a warm process of its own, stepped round by round in turn (the order alternating),
-    a first round left uncounted; per size, each commit's median images/s, the ratio B / A and
-    the spreads (`benchmarks/commit_server.py`)."""
+    a first round left uncounted; per size, each contender's median images/s, the ratio B / A
+    and the spreads (`benchmarks/commit_server.py`). `--commits A --lowerings X,Y` compares
+    two lowerings of one commit the same way."""
     import tempfile
     revs = args.commits.split(",")
-    if len(revs) != 2:
-        raise SystemExit("--commits takes two commits, e.g. --commits 264d196,HEAD")
+    lowerings = args.lowerings.split(",") if args.lowerings else [args.lowering] * len(revs)
+    if set(lowerings) - {"auto", "xla", "matmul"}:
+        raise SystemExit(f"--lowerings takes two of auto, xla, matmul, not {args.lowerings}")
+    if len(revs) == 1 and len(lowerings) == 2:
+        revs = revs * 2
+    if len(revs) != 2 or len(lowerings) != 2 or (revs[0] == revs[1] and
+                                                 lowerings[0] == lowerings[1]):
+        raise SystemExit("--commits takes two commits (e.g. --commits 264d196,HEAD), or one "
+                         "with --lowerings taking two (e.g. --commits HEAD --lowerings "
+                         "matmul,xla)")
     results = []
     with tempfile.TemporaryDirectory() as root:
-        trees = dict(export(rev, root) for rev in revs)
-        names = list(trees)
+        trees = {rev: export(rev, root) for rev in dict.fromkeys(revs)}
+        contenders = {(f"{trees[rev][0]}:{lowering}" if args.lowerings else trees[rev][0]):
+                      (trees[rev][1], lowering) for rev, lowering in zip(revs, lowerings)}
+        names = list(contenders)
         for spec in args.sizes.split(","):
             servers = {name: subprocess.Popen(
                 [sys.executable, os.path.join(HERE, "commit_server.py"), tree, spec, args.dtype,
-                 args.lowering], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-                for name, tree in trees.items()}
+                 lowering], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+                for name, (tree, lowering) in contenders.items()}
             ready = {name: json.loads(server.stdout.readline()) for name, server in
                      servers.items()}
             samples = {name: {"train": [], "inference": []} for name in names}
@@ -376,10 +388,16 @@ def main():
     parser.add_argument("--commits", default=None,
                         help="A,B: compare two commits' own steps, interleaved in this one run "
                              "(benchmarks/NOTES.md, 'Two commits'); nothing else is measured")
+    parser.add_argument("--lowerings", default=None,
+                        help="X,Y with one commit in --commits: compare two lowerings of it "
+                             "the same way (e.g. --commits HEAD --lowerings matmul,xla)")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         return child(args.child, args.sizes, args.dtype, args.lowering)
+    if args.lowerings and not args.commits:
+        raise SystemExit("--lowerings needs the commit to measure, e.g. --commits HEAD "
+                         "--lowerings matmul,xla")
     if args.commits:
         results = compare_commits(args)
         if args.json:

@@ -135,7 +135,9 @@ def _conv_bwd(strides, pads, spatial, precision, preferred_element_type, residua
     """The gradients autodiff derives from the slices and the dot, written out: tracing them
     by hand takes far less time than autodiff's (`benchmarks/NOTES.md`)."""
     x, kernel = residuals
-    patches = _im2col(x, *kernel.shape[:2], strides, pads)
+    # The barrier keeps XLA from merging these patches with the forward pass's (the same
+    # slices of the same input), which would keep those alive until here again.
+    patches = _im2col(lax.optimization_barrier(x), *kernel.shape[:2], strides, pads)
     (hp, wp) = (size + lo + hi for size, (lo, hi) in zip(spatial, pads))  # padded input
     kh, kw, c_in, c_out = kernel.shape
     batch, ho, wo, _ = grad.shape

@@ -110,34 +110,24 @@ def _conv(x, kernel, strides, pads, spatial, precision, preferred_element_type):
     return _conv_fwd(x, kernel, strides, pads, spatial, precision, preferred_element_type)[0]
 
 
-def _im2col(x, kh, kw, strides, pads):
-    """The patches of `x` (padded by `pads`) for a kh × kw window: (batch, ho, wo, kh·kw·C)."""
+def _conv_fwd(x, kernel, strides, pads, spatial, precision, preferred_element_type):
+    kh, kw, c_in, c_out = kernel.shape
     if any(p for pair in pads for p in pair):
         x = lax.pad(x, np.zeros((), x.dtype), ((0, 0, 0), *((lo, hi, 0) for lo, hi in pads),
                                                (0, 0, 0)))
     ho = (x.shape[1] - kh) // strides[0] + 1
     wo = (x.shape[2] - kw) // strides[1] + 1
-    return _patches(_windows(x, (kh, kw), strides, (ho, wo)), kh, kw)
-
-
-def _conv_fwd(x, kernel, strides, pads, spatial, precision, preferred_element_type):
-    kh, kw, c_in, c_out = kernel.shape
-    patches = _im2col(x, kh, kw, strides, pads)
+    patches = _patches(_windows(x, (kh, kw), strides, (ho, wo)), kh, kw)
     out = lax.dot_general(patches, lax.reshape(kernel, (kh * kw * c_in, c_out)),
                           (((3,), (0,)), ((), ())), precision=precision,
                           preferred_element_type=preferred_element_type)
-    # The input is kept for the backward pass, not its patches (kh·kw times larger): they
-    # are taken again there (benchmarks/NOTES.md, try 44).
-    return out, (x, kernel)
+    return out, (patches, kernel)
 
 
 def _conv_bwd(strides, pads, spatial, precision, preferred_element_type, residuals, grad):
     """The gradients autodiff derives from the slices and the dot, written out: tracing them
     by hand takes far less time than autodiff's (`benchmarks/NOTES.md`)."""
-    x, kernel = residuals
-    # The barrier keeps XLA from merging these patches with the forward pass's (the same
-    # slices of the same input), which would keep those alive until here again.
-    patches = _im2col(lax.optimization_barrier(x), *kernel.shape[:2], strides, pads)
+    patches, kernel = residuals
     (hp, wp) = (size + lo + hi for size, (lo, hi) in zip(spatial, pads))  # padded input
     kh, kw, c_in, c_out = kernel.shape
     batch, ho, wo, _ = grad.shape

@@ -338,26 +338,25 @@ def footer(s: dict, rows: list[dict]) -> list[str]:
                  "variant(s) against the baseline: Bonferroni, so that the chance of any false "
                  "verdict in the table is at most α)")
         twice = f"1 − 2α/k = {percent(2 * s['alpha_each'])}"
-    elif design.boundaries == "bonferroni":  # the rule before 2026-12-03, as it said itself
-        level = (f"at the level of the variant's latest look (shown): the sweep added seeds "
-                 f"until decided, looks at {', '.join(map(str, design.looks))} seeds, each "
-                 f"comparison spending α/k = {s['alpha'] / s['k']:.4g} (α = {s['alpha']:g}, "
-                 f"k = {s['k']}) over its looks as (n/{design.looks[-1]})³ "
-                 "(inception_flax/sweeps/sequential.py): the chance of any false verdict in the table, "
-                 "over all looks, is at most α; a verdict once reached is frozen")
-        twice = "twice that level's α"
     else:
-        shape = {"power": f"as (n/{design.looks[-1]})³ (power family)",
-                 "obrien_fleming": "by Lan and DeMets' O'Brien-Fleming-like function",
-                 "pocock": "by Lan and DeMets' Pocock-like function"}[design.spending]
-        level = (f"at the level of the variant's latest look (shown): the sweep added seeds "
+        spent = (f"at the level of the variant's latest look (shown): the sweep added seeds "
                  f"until decided, looks at {', '.join(map(str, design.looks))} seeds, each "
                  f"comparison spending α/k = {s['alpha'] / s['k']:.4g} (α = {s['alpha']:g}, "
-                 f"k = {s['k']}) over its looks {shape}, at exact group-sequential boundaries "
-                 "for its paired t statistics (inception_flax/sweeps/sequential.py): repeated "
-                 "confidence intervals, so the chance of any false verdict in the table, over "
-                 "all looks, is at most α; a verdict once reached is frozen")
-        twice = "the one-sided boundary of the look's equivalence test"
+                 f"k = {s['k']}) over its looks ")
+        if design.boundaries == "bonferroni":  # the rule before 2026-12-03, as it said itself
+            level = (spent + f"as (n/{design.looks[-1]})³ (inception_flax/sweeps/sequential.py): "
+                     "the chance of any false verdict in the table, over all looks, is at most "
+                     "α; a verdict once reached is frozen")
+            twice = "twice that level's α"
+        else:
+            shape = {"power": f"as (n/{design.looks[-1]})³ (power family)",
+                     "obrien_fleming": "by Lan and DeMets' O'Brien-Fleming-like function",
+                     "pocock": "by Lan and DeMets' Pocock-like function"}[design.spending]
+            level = (spent + f"{shape}, at exact group-sequential boundaries for its paired t "
+                     "statistics (inception_flax/sweeps/sequential.py): repeated confidence "
+                     "intervals, so the chance of any false verdict in the table, over all "
+                     "looks, is at most α; a verdict once reached is frozen")
+            twice = "the one-sided boundary of the look's equivalence test"
     notes.append(
         "Δ top-1: the variant's top-1 error minus the baseline's, in points (> 0: worse): a "
         "paired t-interval over the seeds both have done where each pair shares its data "

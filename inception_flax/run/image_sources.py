@@ -495,8 +495,10 @@ def _shards(data_dir: str, split: str) -> tuple[tuple[str, int], ...]:
     total, have = totals[0], {index for index, _ in parsed.values()}
     missing = [i for i in range(total) if i not in have]
     if missing:
+        prefix, index, of = SLIM_NAME.match(names[0]).groups()  # the names' own digit widths
         raise DatasetDamaged(f"{len(missing)} of the {total} {split} shards in {data_dir} are "
-                             f"missing, e.g. number {missing[0]} of -of-{total}; restore them.")
+                             f"missing, e.g. {prefix}-{missing[0]:0{len(index)}d}-of-"
+                             f"{of}; restore them.")
     paths = [os.path.join(data_dir, n) for n in sorted(names, key=lambda n: parsed[n][0])]
     counts = [count_records(path) for path in paths]
     empty = [path for path, count in zip(paths, counts) if count == 0]

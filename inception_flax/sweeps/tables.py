@@ -352,8 +352,9 @@ def footer(s: dict, rows: list[dict]) -> list[str]:
             shape = {"power": f"as (n/{design.looks[-1]})³ (power family)",
                      "obrien_fleming": "by Lan and DeMets' O'Brien-Fleming-like function",
                      "pocock": "by Lan and DeMets' Pocock-like function"}[design.spending]
-            level = (spent + f"{shape}, at exact group-sequential boundaries for its paired t "
-                     "statistics (inception_flax/sweeps/sequential.py): repeated confidence "
+            level = (spent + f"{shape}, at exact group-sequential boundaries (on the t scale "
+                     "simulated for paired t statistics; Welch's intervals at the same tail "
+                     "probabilities: inception_flax/sweeps/sequential.py): repeated confidence "
                      "intervals, so the chance of any false verdict in the table, over all "
                      "looks, is at most α; a verdict once reached is frozen")
             twice = "the one-sided boundary of the look's equivalence test"
